@@ -1,0 +1,86 @@
+"""codex-magic: OpenAI's Codex coding agent in Jupyter and IPython.
+
+``%load_ext codex_magic`` registers the ``%%codex`` cell magic and the ``%codex``
+line magic. Loading is cheap: the Codex SDK and the ``codex app-server`` process
+start at the first turn.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._errors import (
+    AppServerError,
+    CodexMagicError,
+    NotLoggedInError,
+    TurnError,
+    TurnFailedError,
+    TurnInterruptedError,
+)
+
+if TYPE_CHECKING:
+    from ._result import RunResult
+
+__version__ = "0.1.0"
+__all__ = [
+    "AppServerError",
+    "CodexMagicError",
+    "NotLoggedInError",
+    "RunResult",
+    "TurnError",
+    "TurnFailedError",
+    "TurnInterruptedError",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # RunResult subclasses the SDK's TurnResult: import the SDK only when asked.
+    if name == "RunResult":
+        from ._result import RunResult
+
+        return RunResult
+    raise AttributeError(f"module 'codex_magic' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register ``%%codex`` and ``%codex`` (called by ``%load_ext codex_magic``)."""
+    from ._magic import CodexMagic, transform_codex_cell
+
+    magic = CodexMagic(shell=ipython, parent=ipython)
+    ipython.register_magics(magic)
+    ipython.configurables.append(magic)
+    if getattr(ipython, "kernel", None) is not None:
+        transformers = ipython.input_transformers_cleanup
+        if transform_codex_cell not in transformers:
+            transformers.append(transform_codex_cell)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Remove the magics and stop the app-server (called by ``%unload_ext codex_magic``)."""
+    from ._magic import CodexMagic, transform_codex_cell
+
+    if transform_codex_cell in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.remove(transform_codex_cell)
+    for kind in ("line", "cell"):
+        ipython.magics_manager.magics[kind].pop("codex", None)
+    ipython.magics_manager.registry.pop("CodexMagic", None)
+    ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, CodexMagic)]
+    if "codex_magic._session" in __import__("sys").modules:
+        from ._session import close_session
+
+        close_session()
+
+
+async def _run_cell_async(line: str, cell: str) -> None:
+    """What a transformed ``%%codex`` cell awaits."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    magic = shell.magics_manager.registry.get("CodexMagic") if shell else None
+    if magic is None:
+        from IPython.core.error import UsageError
+
+        raise UsageError("codex_magic is not loaded: run %load_ext codex_magic first.")
+    await magic.codex_cell_async(line, cell)

@@ -1,0 +1,66 @@
+"""``RunResult``: the SDK's ``TurnResult`` plus a readable display, and how it is built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from openai_codex import TurnResult
+from openai_codex.types import ThreadItem, ThreadTokenUsage, TurnStatus
+from openai_codex.types import TurnError as WireTurnError
+
+from ._render import Rendered, TurnInfo, render_turn
+from ._transcript import Transcript, final_response
+
+
+@dataclass(slots=True, repr=False)
+class RunResult(TurnResult):
+    """The result of one ``%%codex`` turn: an SDK ``TurnResult`` that displays as a transcript."""
+
+    def _rendered(self) -> Rendered:
+        items = [item.model_dump(by_alias=True, mode="json") for item in self.items]
+        seconds = (self.duration_ms or 0) / 1000
+        return render_turn(
+            items=items,
+            status=self.status.value,
+            elapsed=seconds,
+            info=TurnInfo(),
+            usage=self.usage.model_dump(by_alias=True, mode="json") if self.usage else None,
+            error=self.error.message if self.error else None,
+        )
+
+    def _repr_html_(self) -> str:
+        return self._rendered().html
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self) if cycle else self._rendered().text)
+
+    def __repr__(self) -> str:
+        answer = self.final_response
+        if answer and len(answer) > 60:
+            answer = answer[:57] + "..."
+        return (
+            f"RunResult(id={self.id!r}, status={self.status.value!r}, "
+            f"final_response={answer!r}, items=[{len(self.items)} items])"
+        )
+
+
+def build_result(transcript: Transcript) -> RunResult:
+    """Build the result of a turn from its transcript, whatever its outcome."""
+    turn = transcript.turn or {}
+    items = transcript.result_items()
+    error = turn.get("error") or ({"message": transcript.error} if transcript.error else None)
+    duration = turn.get("durationMs")
+    if duration is None:
+        duration = int(transcript.elapsed() * 1000)
+    return RunResult(
+        id=turn.get("id") or transcript.turn_id or "",
+        status=TurnStatus(transcript.status),
+        error=WireTurnError.model_validate(error) if error else None,
+        started_at=turn.get("startedAt"),
+        completed_at=turn.get("completedAt"),
+        duration_ms=duration,
+        final_response=final_response(items),
+        items=[ThreadItem.model_validate(item) for item in items],
+        usage=ThreadTokenUsage.model_validate(transcript.usage) if transcript.usage else None,
+    )

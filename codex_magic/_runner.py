@@ -1,0 +1,290 @@
+"""Running one turn: pump the SDK's stream, fold it, refresh the view at a bounded rate.
+
+A pump thread reads ``TurnHandle.stream()`` into an inbox; the cell's own thread
+folds the inbox into the :class:`Transcript` and refreshes the view at most every
+``MIN_INTERVAL`` seconds, and at once when the turn ends. The same loop runs
+blocking (``run_blocking``: terminal IPython, ``run_cell_magic``) or awaited
+(``run_async``: a kernel cell, so widget messages keep flowing during the turn).
+Kernel interrupts become ``turn/interrupt``; the partial result is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from typing import Any, Iterator, Protocol
+
+from openai_codex import TurnHandle
+from openai_codex.models import Notification
+
+from ._errors import TurnFailedError, TurnInterruptedError
+from ._result import RunResult, build_result
+from ._session import CodexSession, TurnSettings
+from ._transcript import FAILED, INTERRUPTED, Transcript
+
+Json = dict[str, Any]
+
+MIN_INTERVAL = 0.15  # seconds between view refreshes: at most ~7 a second
+CLOCK_INTERVAL = 1.0  # refresh at least this often so the elapsed time ticks
+SETTLE_TIMEOUT = 2.0  # how long an interrupted turn may take to report back
+
+
+class View(Protocol):
+    """What the runner needs from a view."""
+
+    def update(self, transcript: Transcript) -> None: ...
+
+    def finish(self, transcript: Transcript) -> None: ...
+
+
+class _Signal:
+    """A flag the pump thread raises and the cell's thread waits on, blocking or awaited."""
+
+    def __init__(self) -> None:
+        self._flag = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def set(self) -> None:
+        if self._flag.is_set():
+            return
+        self._flag.set()
+        if self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:  # the loop is closed: nobody is waiting
+                pass
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._flag.clear()
+
+    def is_set(self) -> bool:
+        return self._flag.is_set()
+
+    def wait(self, timeout: float) -> None:
+        self._flag.wait(timeout)
+
+    async def wait_async(self, timeout: float) -> None:
+        # Not asyncio.wait_for: on Python < 3.12 it swallows a cancellation that
+        # arrives as the wait completes, and the kernel's interrupt is a cancellation.
+        if self._flag.is_set() or self._loop is None:
+            return
+        waiter = self._waiter = self._loop.create_future()
+        timer = self._loop.call_later(timeout, self._wake)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+
+def wire(notification: Notification) -> tuple[str, Json]:
+    """A notification as ``(method, params)`` in the app-server's JSON shape."""
+    payload = notification.payload
+    delta = getattr(payload, "delta", None)
+    if isinstance(delta, str) and notification.method != "item/fileChange/patchUpdated":
+        # Deltas are most of the traffic: skip the generic model dump for them.
+        params: Json = {"itemId": getattr(payload, "item_id", ""), "delta": delta}
+        for attr, key in (("summary_index", "summaryIndex"), ("content_index", "contentIndex")):
+            value = getattr(payload, attr, None)
+            if value is not None:
+                params[key] = value
+        return notification.method, params
+    if hasattr(payload, "model_dump"):
+        return notification.method, payload.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return notification.method, dict(getattr(payload, "params", {}) or {})
+
+
+class TurnRun:
+    """One turn from start to result: pump, fold, throttled view refreshes, interrupts."""
+
+    def __init__(
+        self,
+        session: CodexSession,
+        prompt: str,
+        settings: TurnSettings,
+        view: View,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        self.session = session
+        self.prompt = prompt
+        self.settings = settings
+        self.view = view
+        self.timeout = timeout
+        self.transcript = Transcript()
+        self.transcript.settings = {"model": settings.model, "sandbox": settings.sandbox, "cwd": settings.cwd}
+        self.handle: TurnHandle | None = None
+        self._inbox: deque[Notification | BaseException | tuple[str, str]] = deque()
+        self._data = _Signal()
+        self._ended = _Signal()
+        self._last_render = 0.0
+        self._rendered_version = -1
+        self.interrupt_reason: str | None = None
+
+    # -- starting -------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Start the turn and the pump thread (blocking: app-server start, turn/start)."""
+        self.session.set_request_sink(self._on_server_request)
+        handle, notice = self.session.start_turn(self.prompt, self.settings)
+        self.handle = handle
+        self.transcript.thread_id = handle.thread_id
+        self.transcript.turn_id = handle.id
+        self.transcript.settings["model"] = self.settings.model or self.session.thread_model
+        if notice:
+            self.transcript.note("session", notice)
+        threading.Thread(target=self._pump, name="codex-magic-pump", daemon=True).start()
+        self._render(force=True)
+
+    def _pump(self) -> None:
+        assert self.handle is not None
+        try:
+            for notification in self.handle.stream():
+                self._inbox.append(notification)
+                self._data.set()
+        except BaseException as exc:  # the transport closed: reported as a failure
+            self._inbox.append(exc)
+        finally:
+            self._ended.set()
+            self._data.set()
+
+    def _on_server_request(self, method: str, params: Json, response: Json) -> None:
+        what = params.get("command") or params.get("reason") or params.get("tool") or ""
+        decision = response.get("decision") or response.get("action") or "declined"
+        self._inbox.append(("declined", f"{method} {what} -> {decision}: no approval UI in this view"))
+        self._data.set()
+
+    # -- the loop -------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        self._data.clear()
+        transcript = self.transcript
+        while self._inbox:
+            entry = self._inbox.popleft()
+            if isinstance(entry, Notification):
+                method, params = wire(entry)
+                transcript.apply(method, params)
+            elif isinstance(entry, tuple):
+                transcript.note(*entry)
+            else:
+                self.session.close()
+                transcript.abandon(FAILED, f"lost the codex app-server: {entry}")
+
+    def _render(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        changed = self.transcript.version != self._rendered_version
+        if force or (changed and now - self._last_render >= MIN_INTERVAL) or (
+            now - self._last_render >= CLOCK_INTERVAL
+        ):
+            self._rendered_version = self.transcript.version
+            self._last_render = now
+            self.view.update(self.transcript)
+
+    def _steps(self) -> Iterator[tuple[_Signal, float]]:
+        """The main loop; yields what to wait on, and for how long."""
+        while True:
+            self._drain()
+            if self.transcript.done:
+                return
+            if self.timeout and self.transcript.elapsed() > self.timeout:
+                self.request_interrupt(f"timed out after {self.timeout:g} s (--timeout)")
+                yield from self._settle()
+                return
+            self._render()
+            pending = self._data.is_set() or self.transcript.version != self._rendered_version
+            if pending:
+                # Throttled: wake early only when the turn ends.
+                yield self._ended, max(0.0, self._last_render + MIN_INTERVAL - time.monotonic())
+            else:
+                yield self._data, CLOCK_INTERVAL
+
+    def request_interrupt(self, reason: str) -> None:
+        """Send ``turn/interrupt`` once and note why."""
+        if self.interrupt_reason is not None or self.handle is None:
+            return
+        self.interrupt_reason = reason
+        self.transcript.note("interrupt", reason)
+        if not self.session.interrupt(self.handle):
+            self.transcript.note("interrupt", "the app-server did not acknowledge the interrupt")
+
+    def _settle(self) -> Iterator[tuple[_Signal, float]]:
+        """After an interrupt: wait up to SETTLE_TIMEOUT for the turn to report back."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while True:
+            self._drain()
+            left = deadline - time.monotonic()
+            if self.transcript.done or left <= 0:
+                return
+            yield self._ended, left
+
+    def _finish(self) -> RunResult:
+        self.session.set_request_sink(None)
+        self._drain()
+        if not self.transcript.done:
+            self.transcript.abandon(INTERRUPTED, self.interrupt_reason)
+            if self.handle is not None:
+                # Stop the pump thread: the turn will not report back any more.
+                self.handle._subscription.close()
+        self.view.finish(self.transcript)
+        return build_result(self.transcript)
+
+    # -- drivers --------------------------------------------------------------------
+
+    def run_blocking(self) -> RunResult:
+        """Run the turn, blocking the calling thread; Ctrl-C interrupts the turn."""
+        self.begin()
+        try:
+            for signal, timeout in self._steps():
+                signal.wait(timeout)
+        except KeyboardInterrupt:
+            try:
+                self.request_interrupt("interrupted by the user")
+                for signal, timeout in self._settle():
+                    signal.wait(timeout)
+            except KeyboardInterrupt:
+                pass
+        return self._finish()
+
+    async def run_async(self) -> RunResult:
+        """Run the turn as a coroutine; cancellation (the kernel's interrupt) interrupts it."""
+        loop = asyncio.get_running_loop()
+        self._data.bind(loop)
+        self._ended.bind(loop)
+        self.begin()
+        try:
+            for signal, timeout in self._steps():
+                await signal.wait_async(timeout)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and hasattr(task, "uncancel"):
+                task.uncancel()
+            try:
+                self.request_interrupt("interrupted by the user")
+                for signal, timeout in self._settle():
+                    await signal.wait_async(timeout)
+            except asyncio.CancelledError:
+                pass
+        return self._finish()
+
+
+def raise_for_status(result: RunResult, *, out: str, reason: str | None = None) -> None:
+    """Raise the package's error for a turn that did not complete."""
+    status = result.status.value
+    message = result.error.message if result.error else reason
+    if status == FAILED:
+        raise TurnFailedError(
+            f"{message or 'the turn failed'} (the partial result is in {out})", result
+        )
+    if status == INTERRUPTED:
+        why = f": {message}" if message else ""
+        raise TurnInterruptedError(f"turn interrupted{why} (the partial result is in {out})", result)

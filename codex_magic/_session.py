@@ -1,0 +1,290 @@
+"""The one module that owns the ``codex app-server`` process and this kernel's thread.
+
+The process starts lazily at the first turn (never at import or ``%load_ext``),
+runs in its own session so that the kernel's interrupt (SIGINT to the whole
+process group) cannot kill it, and is closed on unload and at exit. If the
+process dies, the next turn starts a new one and resumes the thread from its
+rollout on disk. This module imports neither IPython nor ipywidgets.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from openai_codex import Sandbox, Thread, TurnHandle
+from openai_codex.client import CodexClient, CodexConfig
+from openai_codex.types import ReasoningEffort
+
+from ._errors import AppServerError, NotLoggedInError
+
+Json = dict[str, Any]
+RequestSink = Callable[[str, Json, Json], None]
+
+# Start the app-server in a new session, then exec it: Jupyter's interrupt sends
+# SIGINT to the kernel's whole process group, which would otherwise kill it.
+_SETSID = "import os,sys; os.setsid(); os.execv(sys.argv[1], sys.argv[1:])"
+
+LOGIN_HELP = (
+    "Codex has no credentials. Log in once in a terminal with `codex login` "
+    "(ChatGPT account) or `printenv OPENAI_API_KEY | codex login --with-api-key`, "
+    "or set OPENAI_API_KEY in the kernel's environment, or point CODEX_HOME at a "
+    "config.toml with your own model provider; then run the cell again."
+)
+
+
+@dataclass(frozen=True)
+class TurnSettings:
+    """The effective settings of one turn (cell options over kernel-wide defaults)."""
+
+    cwd: str
+    sandbox: str
+    model: str | None = None
+    effort: str | None = None
+
+
+def decline_response(method: str) -> Json:
+    """The reply that declines a server request of this kind."""
+    if method in ("item/commandExecution/requestApproval", "item/fileChange/requestApproval"):
+        return {"decision": "decline"}
+    if method == "item/permissions/requestApproval":
+        return {"permissions": {}, "scope": "turn"}
+    if method == "item/tool/requestUserInput":
+        return {"answers": {}}
+    if method == "mcpServer/elicitation/request":
+        return {"action": "decline", "content": None}
+    if method == "item/tool/call":
+        return {
+            "contentItems": [{"type": "inputText", "text": "This tool is not available."}],
+            "success": False,
+        }
+    return {}
+
+
+def bundled_codex() -> tuple[str, str | None]:
+    """The pinned codex binary and its helper PATH dir, from openai-codex-cli-bin."""
+    from codex_cli_bin import bundled_codex_path, bundled_path_dir
+
+    path_dir = bundled_path_dir()
+    return str(bundled_codex_path()), str(path_dir) if path_dir else None
+
+
+def _has_credentials(account: Json, env: dict[str, str]) -> bool:
+    if not account.get("requiresOpenaiAuth"):
+        return True
+    if account.get("account"):
+        return True
+    return bool(env.get("OPENAI_API_KEY") or env.get("CODEX_API_KEY"))
+
+
+class CodexSession:
+    """One app-server process and one Codex thread, shared by the kernel's cells."""
+
+    def __init__(self, *, startup_timeout: float = 30.0) -> None:
+        self.startup_timeout = startup_timeout
+        self._client: CodexClient | None = None
+        self._thread: Thread | None = None
+        self._thread_defaults: dict[str, str | None] = {}
+        self._sink: RequestSink | None = None
+        self._lock = threading.Lock()
+
+    # -- process --------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether the app-server process is up."""
+        proc = self._client._proc if self._client else None
+        return proc is not None and proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The app-server's process id, while it runs."""
+        return self._client._proc.pid if self._client and self._client._proc else None
+
+    def start(self) -> None:
+        """Start the app-server if it is not running and check that Codex can log in."""
+        if self.running:
+            return
+        self._discard_client()
+        client = self._new_client()
+        outcome: list[BaseException | Json] = []
+
+        def boot() -> None:
+            try:
+                client.start()
+                client.initialize()
+                outcome.append(client.account_read({"refreshToken": False}).model_dump(by_alias=True))
+            except BaseException as exc:  # reported to the caller below
+                outcome.append(exc)
+
+        worker = threading.Thread(target=boot, name="codex-magic-start", daemon=True)
+        worker.start()
+        worker.join(self.startup_timeout)
+        if worker.is_alive() or not outcome:
+            client.close()
+            raise AppServerError(
+                f"the codex app-server did not answer within {self.startup_timeout:.0f} s; "
+                "check `codex app-server --help` runs in a terminal"
+            )
+        if isinstance(outcome[0], BaseException):
+            client.close()
+            raise AppServerError(f"the codex app-server could not start: {outcome[0]}") from outcome[0]
+        env = {**os.environ, **(client.config.env or {})}
+        if not _has_credentials(outcome[0], env):
+            client.close()
+            raise NotLoggedInError(LOGIN_HELP)
+        self._client = client
+
+    def _new_client(self) -> CodexClient:
+        codex_bin, path_dir = bundled_codex()
+        env = dict(os.environ)
+        if path_dir:
+            env["PATH"] = path_dir + os.pathsep + env.get("PATH", "")
+        launch: tuple[str, ...] = (codex_bin, "app-server", "--listen", "stdio://")
+        if os.name == "posix":
+            launch = (sys.executable, "-I", "-S", "-c", _SETSID, *launch)
+        # CodexClient, not Codex: the public Codex class takes no approval handler,
+        # and its client's default handler accepts every command and file change.
+        return CodexClient(
+            CodexConfig(launch_args_override=launch, env=env, client_name="codex_magic"),
+            approval_handler=self._on_server_request,
+        )
+
+    def _discard_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # a dead process raises BrokenPipeError here
+                pass
+
+    def close(self) -> None:
+        """Stop the app-server process; the thread id is kept for a later resume."""
+        self._discard_client()
+
+    # -- server requests ------------------------------------------------------------
+
+    def set_request_sink(self, sink: RequestSink | None) -> None:
+        """Route server requests (approvals, questions, tool calls) to ``sink`` for display."""
+        self._sink = sink
+
+    def _on_server_request(self, method: str, params: Json | None) -> Json:
+        # Runs on the SDK's reader thread: an exception here would kill it, so
+        # every failure becomes a decline.
+        response = decline_response(method)
+        sink = self._sink
+        if sink is not None:
+            try:
+                sink(method, params or {}, response)
+            except Exception:
+                pass
+        return response
+
+    # -- thread ---------------------------------------------------------------------
+
+    @property
+    def thread_id(self) -> str | None:
+        """The current thread's id, or None before the first turn."""
+        return self._thread.id if self._thread else None
+
+    @property
+    def thread_model(self) -> str | None:
+        """The model the thread runs on when a cell names none."""
+        return self._thread_defaults.get("model")
+
+    def new_thread(self) -> None:
+        """Forget the current thread; the next turn starts a fresh one."""
+        self._thread = None
+        self._thread_defaults = {}
+
+    def _ensure_thread(self, settings: TurnSettings) -> tuple[Thread, str | None]:
+        assert self._client is not None
+        notice = None
+        if self._thread is not None and self._thread._client is not self._client:
+            try:
+                resumed = self._client.thread_resume(self._thread.id, {"cwd": settings.cwd})
+                self._thread = Thread(self._client, resumed.thread.id)
+                return self._thread, "the codex app-server was restarted; the thread was resumed"
+            except Exception as exc:
+                notice = f"the codex app-server was restarted and the thread could not be resumed ({exc}); started a new thread"
+                self._thread = None
+        if self._thread is None:
+            params: Json = {
+                "cwd": settings.cwd,
+                "sandbox": settings.sandbox,
+                "approvalPolicy": "on-request",
+                "approvalsReviewer": "user",
+            }
+            if settings.model:
+                params["model"] = settings.model
+            started = self._client.thread_start(params)
+            self._thread = Thread(self._client, started.thread.id)
+            effort = started.reasoning_effort
+            self._thread_defaults = {
+                "model": started.model,
+                "effort": effort.value if effort is not None else None,
+            }
+        return self._thread, notice
+
+    def start_turn(self, prompt: str, settings: TurnSettings) -> tuple[TurnHandle, str | None]:
+        """Start a turn on the kernel's thread; returns its handle and a notice, if any."""
+        with self._lock:
+            self.start()
+            thread, notice = self._ensure_thread(settings)
+            # Settings passed to a turn stick to the thread, so every turn passes
+            # all of them: a one-off --model must not leak into the next cell.
+            model = settings.model or self._thread_defaults.get("model")
+            effort = settings.effort or self._thread_defaults.get("effort")
+            handle = thread.turn(
+                prompt,
+                cwd=settings.cwd,
+                model=model,
+                effort=ReasoningEffort(effort) if effort else None,
+                sandbox=Sandbox(settings.sandbox),
+            )
+            return handle, notice
+
+    def interrupt(self, handle: TurnHandle, *, timeout: float = 1.0) -> bool:
+        """Ask the app-server to interrupt a turn; False if it did not answer in time."""
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                handle.interrupt()
+            except Exception:
+                pass
+            done.set()
+
+        threading.Thread(target=call, name="codex-magic-interrupt", daemon=True).start()
+        return done.wait(timeout)
+
+
+_session: CodexSession | None = None
+
+
+def get_session(*, startup_timeout: float | None = None) -> CodexSession:
+    """The kernel's session, created on first use and closed at exit."""
+    global _session
+    if _session is None:
+        _session = CodexSession()
+        atexit.register(close_session)
+    if startup_timeout is not None:
+        _session.startup_timeout = startup_timeout
+    return _session
+
+
+def current_thread_id() -> str | None:
+    """The kernel's thread id, or None before the first turn."""
+    return _session.thread_id if _session is not None else None
+
+
+def close_session() -> None:
+    """Stop the app-server and forget the kernel's thread (unload, exit)."""
+    global _session
+    session, _session = _session, None
+    if session is not None:
+        session.close()

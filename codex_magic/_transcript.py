@@ -1,0 +1,214 @@
+"""The pure fold: app-server notifications in, the turn's item state out.
+
+A :class:`Transcript` receives ``(method, params)`` pairs in the app-server's wire
+shape (camelCase JSON objects), merges deltas into the item they belong to, and
+can build the SDK's ``TurnResult`` at any moment, also for a turn that failed or
+was interrupted. It imports neither IPython nor ipywidgets, so it can be tested by
+replaying recorded notification lists.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+Json = dict[str, Any]
+
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+INTERRUPTED = "interrupted"
+
+# Deltas that append to one text field of the item named by params["itemId"].
+_TEXT_DELTAS = {
+    "item/agentMessage/delta": "text",
+    "item/commandExecution/outputDelta": "aggregatedOutput",
+    "item/plan/delta": "text",
+}
+
+
+@dataclass
+class ItemState:
+    """One item of the turn as far as it has arrived."""
+
+    id: str
+    type: str
+    data: Json
+    started_at: float
+    done: bool = False
+    version: int = 0
+    # Streamed text per field, merged into ``data`` only when read.
+    chunks: dict[str, list[str]] = field(default_factory=dict)
+
+    def view(self) -> Json:
+        """The item's wire dict with streamed text merged in."""
+        if not self.chunks:
+            return self.data
+        merged = dict(self.data)
+        for key, parts in self.chunks.items():
+            if key.startswith("summary:") or key.startswith("content:"):
+                name, index = key.split(":")
+                values = list(merged.get(name) or [])
+                position = int(index)
+                while len(values) <= position:
+                    values.append("")
+                values[position] = values[position] + "".join(parts)
+                merged[name] = values
+            else:
+                merged[key] = (merged.get(key) or "") + "".join(parts)
+        return merged
+
+
+@dataclass
+class Notice:
+    """A line the transcript shows besides items: retries, warnings, declined requests."""
+
+    kind: str
+    text: str
+
+
+class Transcript:
+    """Fold of one turn's notifications into item states and a result."""
+
+    def __init__(self, *, thread_id: str | None = None, turn_id: str | None = None) -> None:
+        self.thread_id = thread_id
+        self.turn_id = turn_id
+        # What the turn runs with, for the header: model, sandbox, cwd.
+        self.settings: dict[str, str | None] = {}
+        self.status = RUNNING
+        self.error: str | None = None
+        self.items: dict[str, ItemState] = {}
+        self.completed_order: list[str] = []
+        self.notices: list[Notice] = []
+        self.usage: Json | None = None
+        self.turn: Json | None = None
+        self.retry: str | None = None
+        self.started = time.monotonic()
+        self.ended: float | None = None
+        self.version = 0
+
+    # -- the fold -------------------------------------------------------------------
+
+    def apply(self, method: str, params: Json) -> None:
+        """Fold one notification into the state."""
+        self.version += 1
+        if method in _TEXT_DELTAS:
+            self._append(params, _TEXT_DELTAS[method], params.get("delta", ""))
+        elif method == "item/reasoning/summaryTextDelta":
+            self._append(params, f"summary:{params.get('summaryIndex', 0)}", params.get("delta", ""))
+        elif method == "item/reasoning/textDelta":
+            self._append(params, f"content:{params.get('contentIndex', 0)}", params.get("delta", ""))
+        elif method == "item/started":
+            self._start(params["item"])
+        elif method == "item/completed":
+            self._complete(params["item"])
+        elif method == "thread/tokenUsage/updated":
+            self.usage = params.get("tokenUsage")
+        elif method == "error":
+            self._error(params)
+        elif method == "turn/completed":
+            self._finish(params.get("turn") or {})
+        elif method == "turn/started":
+            self.turn_id = (params.get("turn") or {}).get("id", self.turn_id)
+        elif method == "warning":
+            self.notices.append(Notice("warning", str(params.get("message", params))))
+
+    def note(self, kind: str, text: str) -> None:
+        """Add a line that is not an item, such as a declined approval request."""
+        self.version += 1
+        self.notices.append(Notice(kind, text))
+
+    def abandon(self, status: str, error: str | None = None) -> None:
+        """End the turn without a ``turn/completed``: interrupted, timed out or transport lost."""
+        if self.status != RUNNING:
+            return
+        self.version += 1
+        self.status = status
+        self.error = error
+        self.ended = time.monotonic()
+
+    def _item(self, item_id: str) -> ItemState | None:
+        return self.items.get(item_id)
+
+    def _append(self, params: Json, key: str, delta: str) -> None:
+        state = self._item(params.get("itemId", ""))
+        if state is None or state.done:
+            return
+        state.chunks.setdefault(key, []).append(delta)
+        state.version += 1
+
+    def _start(self, item: Json) -> None:
+        item_id = item.get("id", f"item-{len(self.items)}")
+        if item_id in self.items:
+            return
+        self.items[item_id] = ItemState(
+            id=item_id, type=item.get("type", "unknown"), data=item, started_at=time.monotonic()
+        )
+
+    def _complete(self, item: Json) -> None:
+        item_id = item.get("id", f"item-{len(self.items)}")
+        state = self.items.get(item_id)
+        if state is None:
+            state = ItemState(
+                id=item_id, type=item.get("type", "unknown"), data=item, started_at=time.monotonic()
+            )
+            self.items[item_id] = state
+        # The completed item is authoritative: output printed before item/started
+        # only arrives here, so it replaces what was streamed.
+        state.data = item
+        state.chunks = {}
+        state.done = True
+        state.version += 1
+        self.completed_order.append(item_id)
+
+    def _error(self, params: Json) -> None:
+        message = (params.get("error") or {}).get("message") or "unknown error"
+        if params.get("willRetry"):
+            self.retry = message
+        else:
+            self.error = message
+
+    def _finish(self, turn: Json) -> None:
+        self.turn = turn
+        self.status = turn.get("status", COMPLETED)
+        if isinstance(self.status, dict):  # defensive: a future tagged status
+            self.status = next(iter(self.status), COMPLETED)
+        error = turn.get("error")
+        if error:
+            self.error = error.get("message") or self.error
+        self.retry = None
+        self.ended = time.monotonic()
+
+    # -- reading --------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        """Whether the turn has ended, however it ended."""
+        return self.status != RUNNING
+
+    def elapsed(self) -> float:
+        """Seconds since the turn started, frozen when it ends."""
+        return (self.ended or time.monotonic()) - self.started
+
+    def ordered(self) -> list[ItemState]:
+        """Items in the order they started."""
+        return list(self.items.values())
+
+    def result_items(self) -> list[Json]:
+        """Completed items in completion order, then those still in flight."""
+        in_flight = [s for s in self.ordered() if not s.done]
+        return [self.items[i].data for i in self.completed_order] + [s.view() for s in in_flight]
+
+
+def final_response(items: list[Json]) -> str | None:
+    """The SDK's rule: the last final-answer message, else the last message without a phase."""
+    fallback = None
+    for item in reversed(items):
+        if item.get("type") != "agentMessage":
+            continue
+        if item.get("phase") == "final_answer":
+            return item.get("text")
+        if fallback is None and item.get("phase") is None:
+            fallback = item.get("text")
+    return fallback
