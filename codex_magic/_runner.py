@@ -136,12 +136,12 @@ class TurnRun:
     def begin(self) -> None:
         """Start the turn and the pump thread (blocking: app-server start, turn/start)."""
         self.session.set_request_sink(self._on_server_request)
-        handle, notice = self.session.start_turn(self.prompt, self.settings)
+        handle, notices = self.session.start_turn(self.prompt, self.settings)
         self.handle = handle
         self.transcript.thread_id = handle.thread_id
         self.transcript.turn_id = handle.id
         self.transcript.settings["model"] = self.settings.model or self.session.thread_model
-        if notice:
+        for notice in notices:
             self.transcript.note("session", notice)
         threading.Thread(target=self._pump, name="codex-magic-pump", daemon=True).start()
         self._render(force=True)

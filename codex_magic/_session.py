@@ -14,10 +14,13 @@ import os
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
+
+from pydantic import BaseModel, ConfigDict
 
 from openai_codex import Sandbox, Thread, TurnHandle
 from openai_codex.client import CodexClient, CodexConfig
+from openai_codex.errors import CodexRpcError
 from openai_codex.types import ReasoningEffort
 
 from ._errors import AppServerError, NotLoggedInError
@@ -30,11 +33,43 @@ RequestSink = Callable[[str, Json, Json], None]
 _SETSID = "import os,sys; os.setsid(); os.execv(sys.argv[1], sys.argv[1:])"
 
 LOGIN_HELP = (
-    "Codex has no credentials. Log in once in a terminal with `codex login` "
-    "(ChatGPT account) or `printenv OPENAI_API_KEY | codex login --with-api-key`, "
-    "or set OPENAI_API_KEY in the kernel's environment, or point CODEX_HOME at a "
-    "config.toml with your own model provider; then run the cell again."
+    "Codex has no credentials, so the cell was not sent. In a terminal, run one of "
+    "`codex login` (ChatGPT in a browser), `codex login --device-auth` (ChatGPT on a "
+    "remote machine) or `printenv OPENAI_API_KEY | codex login --with-api-key` (an API "
+    "key); or set OPENAI_API_KEY in the kernel's environment. Then run the cell again."
 )
+_API_KEY_VARS = ("OPENAI_API_KEY", "CODEX_API_KEY")
+# The app-server keeps an API key taken from the environment in memory only.
+_EPHEMERAL_AUTH = 'cli_auth_credentials_store="ephemeral"'
+_ACCOUNT_TIMEOUT = 15.0  # a ChatGPT login's account check may wait on the network
+
+
+class _AnyResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+T = TypeVar("T")
+
+
+def _with_deadline(call: Callable[[], T], seconds: float, what: str) -> T:
+    """Run a blocking SDK call with a deadline (the SDK's requests wait forever)."""
+    box: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            box.append((True, call()))
+        except BaseException as exc:  # handed to the caller below
+            box.append((False, exc))
+
+    worker = threading.Thread(target=run, name="codex-magic-call", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if not box:
+        raise AppServerError(f"the codex app-server did not answer {what} within {seconds:.0f} s")
+    ok, value = box[0]
+    if ok:
+        return value
+    raise value
 
 
 @dataclass(frozen=True)
@@ -73,14 +108,6 @@ def bundled_codex() -> tuple[str, str | None]:
     return str(bundled_codex_path()), str(path_dir) if path_dir else None
 
 
-def _has_credentials(account: Json, env: dict[str, str]) -> bool:
-    if not account.get("requiresOpenaiAuth"):
-        return True
-    if account.get("account"):
-        return True
-    return bool(env.get("OPENAI_API_KEY") or env.get("CODEX_API_KEY"))
-
-
 class CodexSession:
     """One app-server process and one Codex thread, shared by the kernel's cells."""
 
@@ -90,6 +117,7 @@ class CodexSession:
         self._thread: Thread | None = None
         self._thread_defaults: dict[str, str | None] = {}
         self._sink: RequestSink | None = None
+        self.notices: list[str] = []
         self._lock = threading.Lock()
 
     # -- process --------------------------------------------------------------------
@@ -110,41 +138,78 @@ class CodexSession:
         if self.running:
             return
         self._discard_client()
-        client = self._new_client()
-        outcome: list[BaseException | Json] = []
-
-        def boot() -> None:
-            try:
-                client.start()
-                client.initialize()
-                outcome.append(client.account_read({"refreshToken": False}).model_dump(by_alias=True))
-            except BaseException as exc:  # reported to the caller below
-                outcome.append(exc)
-
-        worker = threading.Thread(target=boot, name="codex-magic-start", daemon=True)
-        worker.start()
-        worker.join(self.startup_timeout)
-        if worker.is_alive() or not outcome:
+        client = self._boot()
+        try:
+            key = self._check_login(client)
+            if key is not None:
+                # The app-server does not read API keys from the environment: log in
+                # with the key, held in memory, so the user's auth.json is untouched.
+                client.close()
+                client = self._boot(_EPHEMERAL_AUTH)
+                login = {"type": "apiKey", "apiKey": key}
+                _with_deadline(lambda: client.account_login_start(login), self.startup_timeout, "the login")
+                self.notices.append("using the API key from the environment (kept in memory)")
+        except BaseException:
             client.close()
-            raise AppServerError(
-                f"the codex app-server did not answer within {self.startup_timeout:.0f} s; "
-                "check `codex app-server --help` runs in a terminal"
-            )
-        if isinstance(outcome[0], BaseException):
-            client.close()
-            raise AppServerError(f"the codex app-server could not start: {outcome[0]}") from outcome[0]
-        env = {**os.environ, **(client.config.env or {})}
-        if not _has_credentials(outcome[0], env):
-            client.close()
-            raise NotLoggedInError(LOGIN_HELP)
+            raise
         self._client = client
 
-    def _new_client(self) -> CodexClient:
+    def _boot(self, *config: str) -> CodexClient:
+        client = self._new_client(config)
+
+        def boot() -> None:
+            client.start()
+            client.initialize()
+
+        try:
+            _with_deadline(boot, self.startup_timeout, "at start")
+        except AppServerError:
+            client.close()
+            raise
+        except Exception as exc:
+            client.close()
+            raise AppServerError(f"the codex app-server could not start: {exc}") from exc
+        return client
+
+    def _check_login(self, client: CodexClient) -> str | None:
+        """Refuse within seconds when Codex has no credentials; never refuse a working setup.
+
+        Returns an API key from the environment to log in with, if that is what is needed.
+        """
+        try:
+            account = _with_deadline(
+                lambda: client.account_read({"refreshToken": False}), _ACCOUNT_TIMEOUT, "the account check"
+            )
+        except CodexRpcError as exc:
+            # A ChatGPT login is checked over the network; offline this fails although
+            # the login exists, so the turn goes ahead.
+            self.notices.append(f"could not verify the ChatGPT login ({exc.message}); continuing")
+            return None
+        if account.account is not None or not account.requires_openai_auth:
+            return None  # logged in, or a model provider that needs no OpenAI login
+        env = {**os.environ, **(client.config.env or {})}
+        for name in _API_KEY_VARS:
+            if env.get(name, "").strip():
+                return env[name].strip()
+        config = _with_deadline(
+            lambda: client.request("config/read", {"includeLayers": False}, response_model=_AnyResponse),
+            self.startup_timeout,
+            "the config check",
+        )
+        settings = (config.model_extra or {}).get("config") or {}
+        if settings.get("openai_base_url") or settings.get("model_provider") not in (None, "openai"):
+            return None  # the user's own endpoint, which may need no login
+        raise NotLoggedInError(LOGIN_HELP)
+
+    def _new_client(self, config: tuple[str, ...] = ()) -> CodexClient:
         codex_bin, path_dir = bundled_codex()
         env = dict(os.environ)
         if path_dir:
             env["PATH"] = path_dir + os.pathsep + env.get("PATH", "")
-        launch: tuple[str, ...] = (codex_bin, "app-server", "--listen", "stdio://")
+        launch: tuple[str, ...] = (codex_bin,)
+        for item in config:
+            launch += ("--config", item)
+        launch += ("app-server", "--listen", "stdio://")
         if os.name == "posix":
             launch = (sys.executable, "-I", "-S", "-c", _SETSID, *launch)
         # CodexClient, not Codex: the public Codex class takes no approval handler,
@@ -230,8 +295,8 @@ class CodexSession:
             }
         return self._thread, notice
 
-    def start_turn(self, prompt: str, settings: TurnSettings) -> tuple[TurnHandle, str | None]:
-        """Start a turn on the kernel's thread; returns its handle and a notice, if any."""
+    def start_turn(self, prompt: str, settings: TurnSettings) -> tuple[TurnHandle, list[str]]:
+        """Start a turn on the kernel's thread; returns its handle and what to tell the user."""
         with self._lock:
             self.start()
             thread, notice = self._ensure_thread(settings)
@@ -246,7 +311,8 @@ class CodexSession:
                 effort=ReasoningEffort(effort) if effort else None,
                 sandbox=Sandbox(settings.sandbox),
             )
-            return handle, notice
+            notices, self.notices = self.notices + ([notice] if notice else []), []
+            return handle, notices
 
     def interrupt(self, handle: TurnHandle, *, timeout: float = 1.0) -> bool:
         """Ask the app-server to interrupt a turn; False if it did not answer in time."""

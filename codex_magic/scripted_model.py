@@ -47,7 +47,9 @@ In pytest
 ::
 
     from openai_codex import ApprovalMode, Codex, CodexConfig, Sandbox
-    from codex_magic.scripted_model import ScriptedModel, exec_command, message, reasoning, write_codex_config
+    from codex_magic.scripted_model import (
+        ScriptedModel, exec_command, message, reasoning, write_codex_config,
+    )
 
     def test_lists_files(tmp_path):
         script = [
@@ -94,9 +96,9 @@ With ``write_codex_config``'s defaults (no retries, 10 s idle timeout), the
 app-server reacts like this; all of these end in ``turn/completed`` with status
 ``failed`` after an ``error`` notification:
 
-* ``http_error(500)``: fails in well under a second.  Codex does not show the
-  body of a 5xx reply; for 4xx replies its error message quotes the body's
-  ``message``.
+* ``http_error(500)``: fails in well under a second.  Codex replaces the
+  message of a 5xx reply with its own ("We're currently experiencing high
+  demand..."); a 401 or 400 reply's message does reach the error text.
 * ``Reply(items, break_after=n)``: sends ``n`` SSE events, then ends the
   response mid-body (a broken stream): "stream disconnected before completion".
 * ``Reply(items, stall_after=n)``: sends ``n`` events, then holds the
@@ -106,7 +108,8 @@ app-server reacts like this; all of these end in ``turn/completed`` with status
   useful to test interrupts and live rendering.
 
 With ``request_max_retries``/``stream_max_retries`` above 0, Codex retries
-these (except 4xx) and each retry consumes the next script entry.
+most of these failures (never a 429), quietly and with a short backoff, and
+each retry consumes the next script entry.
 
 Command line and JSON scripts
 -----------------------------
@@ -139,16 +142,17 @@ import logging
 import os
 import re
 import select
+import shlex
 import socket
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import KW_ONLY, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Literal, TypeAlias, Union
+from typing import Any, Literal, TypeAlias
 
 __all__ = [
     "DEMO_COMMAND",
@@ -179,28 +183,24 @@ _log = logging.getLogger(__name__)
 # The demo script served by serve_demo() and the CLI's --demo.
 
 DEMO_ANSWER = (
-    "`%%codex` brings OpenAI's Codex agent into this notebook: the text of the "
-    "cell is your request, and Codex's reply, its reasoning and the commands it "
-    "runs stream into a live view under the cell. Each `%%codex` cell is one turn "
-    "of a conversation that carries on from cell to cell, and Codex works in the "
-    "notebook's directory."
+    "`%%codex` runs OpenAI's Codex agent from a notebook cell: the cell's text is "
+    "your request, and Codex's reply, its reasoning and the commands it runs "
+    "stream live under the cell. Each `%%codex` cell is one turn of a conversation "
+    "that continues from cell to cell, working in the notebook's directory."
 )
-DEMO_REASONING = (
-    "The user wants to know what is in this directory, so I will list it "
-    "before answering."
-)
+DEMO_REASONING = "The user asks what is in this directory, so I will list it before answering."
 DEMO_COMMAND = "pwd && ls -1 | head -n 10"
 DEMO_CLOSING = (
     "That listing came from a real shell: Codex ran the command the model asked "
-    "for and sent the output back in its next request."
+    "for and sent the output back."
 )
 DEMO_FOLLOW_UP = (
     "Yes: this turn continues the same conversation, so the model received the "
-    "whole history, including your earlier request {previous}. This scripted demo "
-    "ends here; point `CODEX_HOME` at a real model configuration to go further."
+    "whole history, including your earlier request {previous}. The scripted demo "
+    "ends here; restart the kernel without it to use a real model."
 )
 # Short pauses between streamed events make the demo visibly stream.
-DEMO_DELAY = 0.02
+DEMO_DELAY = 0.015
 
 
 def demo_script() -> list[Entry]:
@@ -229,11 +229,12 @@ def _demo_summary(request: ScriptedRequest) -> Reply:
         text = f"The command printed nothing. {DEMO_CLOSING}"
     else:
         cwd, names = lines[0], lines[1:]
-        found = (
-            "its first entries are " + ", ".join(f"`{name}`" for name in names)
-            if names
-            else "it is empty"
-        )
+        if not names:
+            found = "it is empty"
+        else:
+            found = "it contains " + ", ".join(f"`{name}`" for name in names)
+            if len(names) >= 10:  # DEMO_COMMAND shows at most ten entries
+                found += " and perhaps more"
         text = f"I listed `{cwd}`: {found}. {DEMO_CLOSING}"
     return Reply([message(text, deltas=True, phase="final_answer")], delay=DEMO_DELAY)
 
@@ -258,7 +259,7 @@ def _command_output(tool_output: str) -> str:
 
 def _quote(text: str, limit: int = 80) -> str:
     """Quote a user text, shortened to one line of at most ``limit`` characters."""
-    line = " ".join(text.split())
+    line = " ".join(text.split()).removesuffix(".")
     return f'"{line if len(line) <= limit else line[: limit - 1] + "…"}"'
 
 
@@ -279,6 +280,9 @@ class MessageItem:
     chunk: int | None = None
     phase: Phase | None = None
 
+    def __post_init__(self) -> None:
+        _check_chunk(self.chunk)
+
     def _events(self, ids: _Ids, output_index: int) -> list[Json]:
         item_id = ids.next("msg")
         item: Json = {
@@ -290,31 +294,37 @@ class MessageItem:
         }
         if self.phase is not None:
             item["phase"] = self.phase
-        events: list[Json] = []
-        if self.deltas:
-            events.append(_item_added({**item, "status": "in_progress", "content": []}, output_index))
-            events.extend(
-                {
-                    "type": "response.output_text.delta",
-                    "item_id": item_id,
-                    "output_index": output_index,
-                    "content_index": 0,
-                    "delta": piece,
-                }
+        if not self.deltas:
+            return [_item_done(item, output_index)]
+        return [
+            _item_added({**item, "status": "in_progress", "content": []}, output_index),
+            *(
+                _delta(
+                    "response.output_text.delta",
+                    item_id,
+                    output_index,
+                    content_index=0,
+                    delta=piece,
+                )
                 for piece in _split(self.text, self.chunk)
-            )
-        events.append(_item_done(item, output_index))
-        return events
+            ),
+            _item_done(item, output_index),
+        ]
 
 
 @dataclass(frozen=True)
 class ReasoningItem:
-    """A reasoning item with summary parts; build it with ``reasoning()``."""
+    """A reasoning item with one summary part per string; build it with ``reasoning()``."""
 
-    summary: tuple[str, ...]
+    summary: Sequence[str]
     _: KW_ONLY
     deltas: bool = False
     chunk: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_chunk(self.chunk)
+        parts = (self.summary,) if isinstance(self.summary, str) else tuple(self.summary)
+        object.__setattr__(self, "summary", parts)
 
     def _events(self, ids: _Ids, output_index: int) -> list[Json]:
         item_id = ids.next("rs")
@@ -323,36 +333,36 @@ class ReasoningItem:
             "id": item_id,
             "summary": [{"type": "summary_text", "text": part} for part in self.summary],
         }
-        events: list[Json] = []
-        if self.deltas:
-            events.append(_item_added({**item, "summary": []}, output_index))
-            for index, part in enumerate(self.summary):
-                events.append(
-                    {
-                        "type": "response.reasoning_summary_part.added",
-                        "item_id": item_id,
-                        "output_index": output_index,
-                        "summary_index": index,
-                        "part": {"type": "summary_text", "text": ""},
-                    }
+        if not self.deltas:
+            return [_item_done(item, output_index)]
+        events = [_item_added({**item, "summary": []}, output_index)]
+        for index, part in enumerate(self.summary):
+            events.append(
+                _delta(
+                    "response.reasoning_summary_part.added",
+                    item_id,
+                    output_index,
+                    summary_index=index,
+                    part={"type": "summary_text", "text": ""},
                 )
-                events.extend(
-                    {
-                        "type": "response.reasoning_summary_text.delta",
-                        "item_id": item_id,
-                        "output_index": output_index,
-                        "summary_index": index,
-                        "delta": piece,
-                    }
-                    for piece in _split(part, self.chunk)
+            )
+            events.extend(
+                _delta(
+                    "response.reasoning_summary_text.delta",
+                    item_id,
+                    output_index,
+                    summary_index=index,
+                    delta=piece,
                 )
+                for piece in _split(part, self.chunk)
+            )
         events.append(_item_done(item, output_index))
         return events
 
 
 @dataclass(frozen=True)
 class FunctionCallItem:
-    """A function (tool) call; build it with ``function_call()`` or ``exec_command()``."""
+    """A function (tool) call with JSON ``arguments``; build it with ``function_call()``."""
 
     name: str
     arguments: str
@@ -371,7 +381,7 @@ class FunctionCallItem:
         return [_item_done(item, output_index)]
 
 
-OutputItem: TypeAlias = Union[MessageItem, ReasoningItem, FunctionCallItem, Mapping[str, Any]]
+OutputItem: TypeAlias = MessageItem | ReasoningItem | FunctionCallItem | Mapping[str, Any]
 """One output item of a reply; a ``Mapping`` is sent verbatim as a raw Responses item."""
 
 _ITEM_TYPES = (MessageItem, ReasoningItem, FunctionCallItem)
@@ -380,8 +390,7 @@ _ITEM_TYPES = (MessageItem, ReasoningItem, FunctionCallItem)
 def message(
     text: str, *, deltas: bool = False, chunk: int | None = None, phase: Phase | None = None
 ) -> MessageItem:
-    """Build an assistant message, streamed as text deltas (per word, or ``chunk`` chars) if ``deltas``."""
-    _check_chunk(chunk)
+    """Build an assistant message; ``deltas`` streams it per word (or per ``chunk`` chars)."""
     return MessageItem(text, deltas=deltas, chunk=chunk, phase=phase)
 
 
@@ -389,9 +398,7 @@ def reasoning(
     summary_text: str | Sequence[str], *, deltas: bool = False, chunk: int | None = None
 ) -> ReasoningItem:
     """Build a reasoning item whose summary has one part per string, optionally streamed."""
-    _check_chunk(chunk)
-    parts = (summary_text,) if isinstance(summary_text, str) else tuple(summary_text)
-    return ReasoningItem(parts, deltas=deltas, chunk=chunk)
+    return ReasoningItem(summary_text, deltas=deltas, chunk=chunk)
 
 
 def function_call(
@@ -418,6 +425,10 @@ def _item_added(item: Json, output_index: int) -> Json:
 
 def _item_done(item: Json, output_index: int) -> Json:
     return {"type": "response.output_item.done", "output_index": output_index, "item": item}
+
+
+def _delta(kind: str, item_id: str, output_index: int, **fields: Any) -> Json:
+    return {"type": kind, "item_id": item_id, "output_index": output_index, **fields}
 
 
 def _split(text: str, chunk: int | None) -> list[str]:
@@ -488,8 +499,8 @@ class Reply:
     def __post_init__(self) -> None:
         items = tuple(_coerce_item(item) for item in self.items)
         object.__setattr__(self, "items", items)
-        if not 200 <= self.status <= 599:
-            raise ValueError(f"status must be an HTTP status from 200 to 599, got {self.status}")
+        if self.status != 200 and not 400 <= self.status <= 599:
+            raise ValueError(f"status must be 200 or an HTTP error (400-599), got {self.status}")
         if self.status != 200 and items:
             raise ValueError("an HTTP error reply cannot carry output items")
         if self.delay < 0:
@@ -562,9 +573,9 @@ def http_error(
     return Reply(status=status, error_message=message, error_type=type, error_code=code)
 
 
-Entry: TypeAlias = Union[
-    Reply, OutputItem, str, Sequence[Union[OutputItem, str]], Callable[["ScriptedRequest"], "Entry"]
-]
+Entry: TypeAlias = (
+    Reply | OutputItem | str | Sequence[OutputItem | str] | Callable[["ScriptedRequest"], "Entry"]
+)
 """One script entry: a Reply, an item, a str, a list of items, or a callable returning one."""
 
 
@@ -656,9 +667,7 @@ class ScriptedRequest:
             output = item.get("output")
             if isinstance(output, list):
                 # Tools that return content items (text, images) send a list; keep the text.
-                output = "".join(
-                    part.get("text", "") for part in output if isinstance(part, dict)
-                )
+                output = "".join(part.get("text", "") for part in output if isinstance(part, dict))
             outputs.append(output if isinstance(output, str) else json.dumps(output))
         return outputs
 
@@ -679,13 +688,16 @@ class ScriptedModel:
     configuration to, else ``None``.
     """
 
-    def __init__(self, script: Sequence[Entry] = (), *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, script: Sequence[Entry] = (), *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self._script: list[Entry] = [_check_entry(entry) for entry in script]
         self._served = 0
         self._requests: list[ScriptedRequest] = []
-        self._changed = threading.Condition()
+        self._lock = threading.Condition()
         self._closing = threading.Event()
         self._ids = _Ids()
+        self._host = host
         self._server = _Server((host, port), _Handler, self)
         self._thread: threading.Thread | None = None
         self.codex_home: Path | None = None
@@ -697,25 +709,26 @@ class ScriptedModel:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closing.is_set() else "running" if self._thread else "not started"
-        return f"<ScriptedModel {self.url} {state}, {self._served}/{len(self._script)} replies served>"
+        running = "running" if self._thread else "not started"
+        state = "closed" if self._closing.is_set() else running
+        served = f"{self._served}/{len(self._script)} replies served"
+        return f"<ScriptedModel {self.url} {state}, {served}>"
 
     @property
     def url(self) -> str:
         """Base URL for Codex's ``base_url``, ending in ``/v1``."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://{self._host}:{self._server.server_port}/v1"
 
     @property
     def requests(self) -> list[ScriptedRequest]:
         """A copy of all POST requests received so far, in arrival order."""
-        with self._changed:
+        with self._lock:
             return list(self._requests)
 
     @property
     def remaining(self) -> int:
         """Number of script entries not used yet."""
-        with self._changed:
+        with self._lock:
             return len(self._script) - self._served
 
     def start(self) -> ScriptedModel:
@@ -723,8 +736,12 @@ class ScriptedModel:
         if self._closing.is_set():
             raise RuntimeError("this ScriptedModel is closed; create a new one")
         if self._thread is None:
+            # A short poll interval keeps close() fast; the default waits up to 0.5 s.
             self._thread = threading.Thread(
-                target=self._server.serve_forever, name="scripted-model", daemon=True
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="scripted-model",
+                daemon=True,
             )
             self._thread.start()
         return self
@@ -742,33 +759,30 @@ class ScriptedModel:
     def add(self, *entries: Entry) -> None:
         """Append entries to the script; safe while the server runs."""
         checked = [_check_entry(entry) for entry in entries]
-        with self._changed:
+        with self._lock:
             self._script.extend(checked)
 
     def wait_for_requests(self, n: int, timeout: float = 5.0) -> list[ScriptedRequest]:
         """Wait until at least ``n`` requests arrived and return them; raise TimeoutError if not."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: len(self._requests) >= n, timeout):
+        with self._lock:
+            if not self._lock.wait_for(lambda: len(self._requests) >= n, timeout):
                 raise TimeoutError(f"expected {n} requests, got {len(self._requests)}")
             return list(self._requests)
 
     def _record(self, request: ScriptedRequest) -> None:
-        with self._changed:
+        with self._lock:
             self._requests.append(request)
-            self._changed.notify_all()
+            self._lock.notify_all()
 
     def _answer(self, request: ScriptedRequest) -> Reply:
         """Take the next script entry and resolve it to a Reply for ``request``."""
-        with self._changed:
-            if self._served >= len(self._script):
-                served = self._served
-                entry: Entry | None = None
-            else:
-                entry = self._script[self._served]
+        with self._lock:
+            index = self._served
+            entry = self._script[index] if index < len(self._script) else None
+            if entry is not None:
                 self._served += 1
-                served = self._served
         if entry is None:
-            text = f"scripted model: script exhausted after {served} replies"
+            text = f"scripted model: script exhausted after {index} replies"
             _log.warning("%s (request to %s)", text, request.path)
             return http_error(500, text)
         try:
@@ -777,8 +791,8 @@ class ScriptedModel:
                 entry = entry(request)
             return _to_reply(entry)
         except Exception as exc:
-            text = f"scripted model: script entry {served} raised {type(exc).__name__}: {exc}"
-            _log.exception(text)
+            text = f"scripted model: script entry {index + 1} raised {type(exc).__name__}: {exc}"
+            _log.exception("%s", text)
             return http_error(500, text)
 
 
@@ -787,7 +801,9 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], handler: type[_Handler], model: ScriptedModel) -> None:
+    def __init__(
+        self, address: tuple[str, int], handler: type[_Handler], model: ScriptedModel
+    ) -> None:
         super().__init__(address, handler)
         self.model = model
 
@@ -805,13 +821,13 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base signature
+        """Stay quiet: one line per request would drown test and notebook output."""
 
     def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/models"):
-            model = {"id": "scripted-model", "object": "model", "created": 0, "owned_by": "scripted"}
-            self._send_json(200, {"object": "list", "data": [model]})
+            listing = {"id": "scripted-model", "object": "model", "owned_by": "scripted"}
+            self._send_json(200, {"object": "list", "data": [listing]})
         else:
             self._send_json(404, _error_body(f"scripted model: no such endpoint: GET {self.path}"))
 
@@ -895,7 +911,7 @@ def write_codex_config(
     stream_idle_timeout_ms: int = 10_000,
     extra_toml: str = "",
 ) -> Path:
-    """Write ``codex_home/config.toml`` routing Codex to the Responses API at ``url``; return its path.
+    """Write ``codex_home/config.toml`` pointing Codex at the server ``url``; return its path.
 
     The provider needs no OpenAI login: with this config ``Codex().account()``
     returns ``account=None requires_openai_auth=False`` and turns run at once.
@@ -942,7 +958,9 @@ def serve_demo(*, codex_home: str | os.PathLike[str] | None = None) -> ScriptedM
     recorded as ``model.codex_home``.  Call it before Codex starts.
     """
     model = ScriptedModel(demo_script()).start()
-    home = Path(codex_home) if codex_home is not None else Path(tempfile.mkdtemp(prefix="codex-demo-"))
+    if codex_home is None:
+        codex_home = tempfile.mkdtemp(prefix="codex-demo-")
+    home = Path(codex_home)
     write_codex_config(home, model.url)
     model.codex_home = home
     os.environ["CODEX_HOME"] = str(home)
@@ -986,7 +1004,9 @@ def _entry_from_json(entry: Any, index: int) -> Entry:
     item_part = {key: value for key, value in entry.items() if key not in _REPLY_KEYS}
     if "items" in item_part:
         _check_keys(item_part, {"items"}, where)
-        items = [_item_from_json(item, f"{where}, item {n}") for n, item in enumerate(entry["items"])]
+        items = [
+            _item_from_json(item, f"{where}, item {n}") for n, item in enumerate(entry["items"])
+        ]
     else:
         items = [_item_from_json(item_part, where)]
     return Reply(items, **options)
@@ -1000,17 +1020,24 @@ def _item_from_json(item: Any, where: str) -> OutputItem:
     if "message" in item:
         _check_keys(item, {"message", "deltas", "chunk", "phase"}, where)
         return message(
-            item["message"], deltas=item.get("deltas", False), chunk=item.get("chunk"), phase=item.get("phase")
+            item["message"],
+            deltas=item.get("deltas", False),
+            chunk=item.get("chunk"),
+            phase=item.get("phase"),
         )
     if "reasoning" in item:
         _check_keys(item, {"reasoning", "deltas", "chunk"}, where)
-        return reasoning(item["reasoning"], deltas=item.get("deltas", False), chunk=item.get("chunk"))
+        return reasoning(
+            item["reasoning"], deltas=item.get("deltas", False), chunk=item.get("chunk")
+        )
     if "exec_command" in item:
         _check_keys(item, {"exec_command", "args", "call_id"}, where)
-        return exec_command(item["exec_command"], call_id=item.get("call_id"), **item.get("args", {}))
+        args = item.get("args", {})
+        return exec_command(item["exec_command"], call_id=item.get("call_id"), **args)
     if "function_call" in item:
         _check_keys(item, {"function_call", "arguments", "call_id"}, where)
-        return function_call(item["function_call"], item.get("arguments", {}), call_id=item.get("call_id"))
+        arguments = item.get("arguments", {})
+        return function_call(item["function_call"], arguments, call_id=item.get("call_id"))
     raise ValueError(
         f"{where}: expected one of message, reasoning, exec_command, function_call, "
         f"http_error or items, got keys {sorted(item)}"
@@ -1030,19 +1057,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Serve a scripted OpenAI Responses API for Codex, offline.",
     )
     parser.add_argument("--codex-home", required=True, type=Path, help="directory for config.toml")
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any)")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--demo", action="store_true", help="serve the built-in demo script (default)")
+    source.add_argument("--demo", action="store_true", help="serve the demo script (default)")
     source.add_argument("--script", type=Path, metavar="FILE.json", help="serve a JSON script")
     args = parser.parse_args(argv)
 
-    script = load_script(args.script) if args.script else demo_script()
+    try:
+        script = load_script(args.script) if args.script else demo_script()
+    except (OSError, ValueError, TypeError) as exc:
+        parser.error(f"cannot load {args.script}: {exc}")
     with ScriptedModel(script, port=args.port) as model:
         config = write_codex_config(args.codex_home, model.url)
         model.codex_home = args.codex_home
         print(f"Scripted model serving {len(script)} replies at {model.url}")
         print(f"Config written to {config}; in the shell that starts Codex or Jupyter, run:")
-        print(f"export CODEX_HOME={args.codex_home.resolve()}", flush=True)
+        print(f"export CODEX_HOME={shlex.quote(str(args.codex_home.resolve()))}", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

@@ -1,0 +1,190 @@
+"""Real-kernel tests: %%codex cells in ipykernel (through jupyter_client) against the real
+codex app-server and the scripted model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from codex_magic.scripted_model import Reply, exec_command, http_error, message
+
+from .conftest import Kernel, Offline, pid_alive, wait_until
+
+pytestmark = [pytest.mark.kernel, pytest.mark.appserver]
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def _app_server_pid(kernel: Kernel) -> int:
+    return int(kernel.value("__import__('codex_magic._session').__dict__['_session']._session.pid"))
+
+
+def test_two_cells_continue_one_thread(kernel: Kernel, offline: Offline) -> None:
+    offline.model.add(message("Nice to meet you, Ada."), message("Your name is Ada."))
+
+    first = kernel.run("%%codex\nMy name is Ada.")
+    assert first.error is None, first.error
+    thread = kernel.value("_codex_result.final_response")
+    assert thread == "Nice to meet you, Ada."
+    first_thread = kernel.value("__import__('codex_magic._session').__dict__['_session'].current_thread_id()")
+
+    second = kernel.run("%%codex\nWhat is my name?")
+    assert second.error is None, second.error
+    assert kernel.value("_codex_result.final_response") == "Your name is Ada."
+
+    requests = offline.model.requests
+    assert len(requests) == 2
+    assert "My name is Ada." in " ".join(requests[1].input_texts("user"))
+    assert "Nice to meet you, Ada." in " ".join(requests[1].input_texts("assistant"))
+    same_thread = kernel.run("%codex thread")
+    assert same_thread.stdout.strip() == first_thread
+
+
+def test_command_item_lands_in_result(kernel: Kernel, offline: Offline) -> None:
+    offline.model.add(exec_command("printf 'alpha\\nbeta\\n'"), message("It printed two lines."))
+
+    execution = kernel.run("%%codex\nRun the command.")
+    assert execution.error is None, execution.error
+    summary = kernel.value(
+        "[(i.root.type, i.root.exit_code, i.root.aggregated_output) for i in _codex_result.items "
+        "if i.root.type == 'commandExecution']"
+    )
+    assert "'commandExecution', 0," in summary and "alpha\\nbeta" in summary
+    assert kernel.value("_codex_result.status.value") == "completed"
+    assert kernel.value("_codex_result.final_response") == "It printed two lines."
+    assert "alpha" in offline.model.requests[1].function_call_outputs()[-1]
+
+
+def test_http_500_gives_failed_result_and_next_cell_works(kernel: Kernel, offline: Offline) -> None:
+    offline.model.add(http_error(500, "scripted outage"), message("Back again."))
+
+    failed = kernel.run("%%codex\nThis one fails.")
+    assert failed.error is not None
+    assert failed.error["ename"] == "TurnFailedError"
+    assert "_codex_result" in failed.error["evalue"]
+    assert len(failed.error["traceback"]) == 1  # one clear line, no traceback
+    assert kernel.value("_codex_result.status.value") == "failed"
+    assert kernel.value("bool(_codex_result.error.message)") == "True"
+
+    again = kernel.run("%%codex\nTry again.")
+    assert again.error is None, again.error
+    assert kernel.value("_codex_result.final_response") == "Back again."
+
+
+def test_interrupt_mid_stream_keeps_partial_result(kernel: Kernel, offline: Offline) -> None:
+    slow = Reply(items=[message("word " * 400, deltas=True)], delay=0.02)
+    offline.model.add(slow, message("Still here."))
+
+    execution = kernel.run("%%codex\nTalk slowly.", interrupt_after=2.0)
+    assert execution.seconds < 2.0 + 2.5, execution.seconds  # ends within ~2 s of the interrupt
+    assert execution.error is not None and execution.error["ename"] == "TurnInterruptedError"
+    assert kernel.value("_codex_result.status.value") == "interrupted"
+    partial = kernel.value("len(_codex_result.final_response or '')")
+    assert 0 < int(partial) < len("word " * 400)
+
+    pid = _app_server_pid(kernel)
+    assert pid_alive(pid)  # SIGINT went to the kernel's process group, not the app-server
+    again = kernel.run("%%codex\nAre you still there?")
+    assert again.error is None, again.error
+    assert kernel.value("_codex_result.final_response") == "Still here."
+    assert _app_server_pid(kernel) == pid
+    assert "Talk slowly." in " ".join(offline.model.requests[-1].input_texts("user"))
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("%%codex --bogus\nhi", "unrecognized arguments"),
+        ("%%codex --sandbox nowhere\nhi", "invalid choice"),
+        ("%%codex --effort loud\nhi", "invalid choice"),
+        ("%%codex\n   \n", "needs a prompt"),
+        ("%%codex --cwd /does/not/exist\nhi", "not a directory"),
+        ("%%codex --out 1x\nhi", "not a Python name"),
+        ("%codex frobnicate", "unknown command"),
+    ],
+)
+def test_bad_input_gives_usage_error(kernel: Kernel, line: str, expected: str) -> None:
+    execution = kernel.run(line)
+    # IPython shows a UsageError as one line on stderr, and the cell fails.
+    assert execution.reply["content"]["status"] == "error"
+    assert execution.stderr.startswith("UsageError: ")
+    assert expected in execution.stderr
+    assert execution.stderr.count("\n") == 1
+
+
+def test_widget_is_displayed_and_updated_during_the_turn(kernel: Kernel, offline: Offline) -> None:
+    offline.model.add(Reply(items=[message("tick " * 60, deltas=True)], delay=0.02))
+
+    execution = kernel.run("%%codex\nStream something.")
+    assert execution.error is None, execution.error
+    displays = execution.of("display_data")
+    assert len(displays) == 1
+    bundle = displays[0]["content"]["data"]
+    assert WIDGET_MIME in bundle and "text/plain" in bundle
+    display_id = displays[0]["content"]["transient"]["display_id"]
+
+    updates = [
+        m for m in execution.of("comm_msg") if m["content"]["data"].get("method") == "update"
+    ]
+    # Updates arrive while the turn runs: before the final update_display_data.
+    final = execution.messages.index(execution.of("update_display_data")[0])
+    during = [m for m in updates if execution.messages.index(m) < final]
+    assert len(during) >= 2
+    texts = [json.dumps(m["content"]["data"]["state"]) for m in during]
+    assert any("tick" in text for text in texts)
+
+    final_bundle = execution.of("update_display_data")[0]["content"]
+    assert final_bundle["transient"]["display_id"] == display_id
+    assert "tick tick" in final_bundle["data"]["text/html"]
+    assert "completed" in final_bundle["data"]["text/plain"]
+
+
+def test_config_defaults_and_out(kernel: Kernel, offline: Offline) -> None:
+    offline.model.add(message("one"), message("two"))
+
+    kernel.run('%config CodexMagic.model = "scripted-special"')
+    first = kernel.run("%%codex --out answer\nHello")
+    assert first.error is None, first.error
+    assert offline.model.requests[0].body["model"] == "scripted-special"
+    assert kernel.value("answer is _codex_result") == "True"
+
+    second = kernel.run("%%codex --model other-model\nAgain")
+    assert second.error is None, second.error
+    assert offline.model.requests[1].body["model"] == "other-model"
+
+
+def test_new_thread_forgets_the_conversation(kernel: Kernel, offline: Offline) -> None:
+    offline.model.add(message("first"), message("second"), message("third"))
+
+    kernel.run("%%codex\nRemember the word kumquat.")
+    old = kernel.run("%codex thread").stdout.strip()
+    kernel.run("%%codex --new\nWhat was the word?")
+    new = kernel.run("%codex thread").stdout.strip()
+    assert old != new
+    assert "kumquat" not in " ".join(offline.model.requests[1].input_texts("user"))
+
+    kernel.run("%codex new")
+    kernel.run("%%codex\nAnd now?")
+    assert kernel.run("%codex thread").stdout.strip() not in (old, new)
+
+
+def test_unload_and_shutdown_stop_the_app_server(kernel: Kernel, offline: Offline) -> None:
+    offline.model.add(message("hi"), message("hi again"))
+
+    kernel.run("%%codex\nHello")
+    pid = _app_server_pid(kernel)
+    assert pid_alive(pid)
+    kernel.run("%unload_ext codex_magic")
+    assert wait_until(lambda: not pid_alive(pid))
+
+    kernel.run("%load_ext codex_magic")
+    kernel.run("%%codex\nHello again")
+    pid = _app_server_pid(kernel)
+    kernel.shutdown()
+    assert wait_until(lambda: not pid_alive(pid))
+
+
+def test_load_is_cheap(kernel: Kernel) -> None:
+    # %load_ext ran in the fixture: neither the SDK nor the app-server started.
+    assert kernel.value("'openai_codex' in __import__('sys').modules") == "False"
