@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from openai_codex import Sandbox, Thread, TurnHandle
 from openai_codex.client import CodexClient, CodexConfig
-from openai_codex.errors import CodexRpcError
+from openai_codex.errors import CodexRpcError, TransportClosedError
 from openai_codex.types import ReasoningEffort
 
 from ._errors import AppServerError, NotLoggedInError
@@ -298,21 +298,31 @@ class CodexSession:
     def start_turn(self, prompt: str, settings: TurnSettings) -> tuple[TurnHandle, list[str]]:
         """Start a turn on the kernel's thread; returns its handle and what to tell the user."""
         with self._lock:
-            self.start()
-            thread, notice = self._ensure_thread(settings)
-            # Settings passed to a turn stick to the thread, so every turn passes
-            # all of them: a one-off --model must not leak into the next cell.
-            model = settings.model or self._thread_defaults.get("model")
-            effort = settings.effort or self._thread_defaults.get("effort")
-            handle = thread.turn(
-                prompt,
-                cwd=settings.cwd,
-                model=model,
-                effort=ReasoningEffort(effort) if effort else None,
-                sandbox=Sandbox(settings.sandbox),
-            )
+            try:
+                handle, notice = self._start_turn(prompt, settings)
+            except (TransportClosedError, BrokenPipeError):
+                # The process died since the last turn (it may not be reaped yet):
+                # start a new one, which resumes the thread.
+                self._discard_client()
+                handle, notice = self._start_turn(prompt, settings)
             notices, self.notices = self.notices + ([notice] if notice else []), []
             return handle, notices
+
+    def _start_turn(self, prompt: str, settings: TurnSettings) -> tuple[TurnHandle, str | None]:
+        self.start()
+        thread, notice = self._ensure_thread(settings)
+        # Settings passed to a turn stick to the thread, so every turn passes all
+        # of them: a one-off --model must not leak into the next cell.
+        model = settings.model or self._thread_defaults.get("model")
+        effort = settings.effort or self._thread_defaults.get("effort")
+        handle = thread.turn(
+            prompt,
+            cwd=settings.cwd,
+            model=model,
+            effort=ReasoningEffort(effort) if effort else None,
+            sandbox=Sandbox(settings.sandbox),
+        )
+        return handle, notice
 
     def interrupt(self, handle: TurnHandle, *, timeout: float = 1.0) -> bool:
         """Ask the app-server to interrupt a turn; False if it did not answer in time."""

@@ -31,11 +31,12 @@ questions say (see ``demo_script``)::
 
 The first answer streams word by word; the second turn shows a reasoning
 summary, runs ``pwd && ls -1 | head -n 10`` in a real shell and summarizes its
-output; the third shows that the conversation carries on.  Use your own script
-the same way::
+output; the third shows that the conversation carries on.  ``demo.requests``
+holds what Codex sent, and ``demo.close()`` stops the server.  Use your own
+script the same way::
 
     import os, tempfile
-    from codex_magic.scripted_model import ScriptedModel, exec_command, message, write_codex_config
+    from codex_magic.scripted_model import ScriptedModel, message, write_codex_config
 
     model = ScriptedModel([message("Hello from the script.", deltas=True)]).start()
     home = tempfile.mkdtemp()
@@ -204,7 +205,13 @@ DEMO_DELAY = 0.015
 
 
 def demo_script() -> list[Entry]:
-    """Return the demo script: answer, inspect files, summarize, follow up."""
+    """Return the demo script: four replies for three turns.
+
+    1. a streamed answer about ``%%codex`` (``DEMO_ANSWER``);
+    2. a streamed reasoning summary and ``exec_command(DEMO_COMMAND)``;
+    3. within the same turn, a summary of the listing the command returned;
+    4. a streamed follow-up that quotes the previous user request.
+    """
     return [
         Reply([message(DEMO_ANSWER, deltas=True)], delay=DEMO_DELAY),
         Reply(

@@ -52,12 +52,12 @@ def jupyter_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def shell(offline: Offline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """An in-process IPython shell with codex_magic loaded, pointed at the scripted model."""
-    from IPython.testing.globalipapp import start_ipython
+    from IPython.testing.globalipapp import get_ipython
 
     for key, value in offline.env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(offline.workspace)
-    ip = start_ipython()
+    ip = get_ipython()
     ip.user_ns.pop("_codex_result", None)
     ip.run_line_magic("load_ext", "codex_magic")
     try:
