@@ -43,6 +43,9 @@ class CodexMagic(Magics, Configurable):
         None, allow_none=True, help="Working directory for Codex (default: the kernel's, per cell)."
     ).tag(config=True)
     timeout = CFloat(0.0, help="Seconds after which a turn is interrupted (0: no limit).").tag(config=True)
+    retry_timeout = CFloat(
+        120.0, help="Seconds a turn may keep retrying without progress before it is interrupted (0: no limit)."
+    ).tag(config=True)
     startup_timeout = CFloat(30.0, help="Seconds the codex app-server may take to start.").tag(
         config=True
     )
@@ -102,7 +105,14 @@ class CodexMagic(Magics, Configurable):
             model=args.model or self.model,
             effort=args.effort or self.effort,
         )
-        run = TurnRun(session, prompt, settings, self._view(), timeout=timeout or None)
+        run = TurnRun(
+            session,
+            prompt,
+            settings,
+            self._view(),
+            timeout=timeout or None,
+            retry_timeout=self.retry_timeout or None,
+        )
         return run, args.out
 
     def _view(self) -> Any:

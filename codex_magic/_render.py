@@ -59,15 +59,20 @@ def _tail(text: str, limit: int = OUTPUT_TAIL_CHARS) -> str:
     return f"\u2026 ({len(text) - limit} earlier characters in the result)\n" + text[-limit:]
 
 
-def _usage_text(usage: Json | None) -> str:
+def _usage_text(usage: Json | None, turn_tokens: int | None) -> str:
     if not usage:
         return ""
     last = usage.get("last") or {}
     total = usage.get("total") or {}
-    parts = [f"tokens: {last.get('totalTokens', 0):,} this turn, {total.get('totalTokens', 0):,} thread"]
+    if turn_tokens is not None:
+        this = f"{turn_tokens:,} this turn"
+    else:
+        this = f"{last.get('totalTokens', 0):,} last request"
+    parts = [f"tokens: {this}, {total.get('totalTokens', 0):,} thread"]
     window = usage.get("modelContextWindow")
     if window:
-        parts.append(f"context {100 * total.get('totalTokens', 0) / window:.0f}% of {window:,}")
+        # What the last request put in the window is what the window holds now.
+        parts.append(f"context {100 * last.get('totalTokens', 0) / window:.0f}% of {window:,}")
     return " \u00b7 ".join(parts)
 
 
@@ -77,6 +82,7 @@ def render_header(
     elapsed: float,
     info: TurnInfo,
     usage: Json | None = None,
+    turn_tokens: int | None = None,
     error: str | None = None,
     retry: str | None = None,
 ) -> Rendered:
@@ -89,7 +95,7 @@ def render_header(
         facts.append(f"sandbox {info.sandbox}")
     if info.thread_id:
         facts.append(f"thread {info.thread_id[:8]}")
-    usage_text = _usage_text(usage)
+    usage_text = _usage_text(usage, turn_tokens)
     if usage_text:
         facts.append(usage_text)
     text = f"[codex] {label} \u00b7 " + " \u00b7 ".join(facts)
@@ -225,12 +231,15 @@ def render_turn(
     elapsed: float,
     info: TurnInfo,
     usage: Json | None = None,
+    turn_tokens: int | None = None,
     error: str | None = None,
     notices: list[tuple[str, str]] = (),
     running_ids: frozenset[str] = frozenset(),
 ) -> Rendered:
     """The whole turn: header, items in order, then notices."""
-    header = render_header(status=status, elapsed=elapsed, info=info, usage=usage, error=error)
+    header = render_header(
+        status=status, elapsed=elapsed, info=info, usage=usage, turn_tokens=turn_tokens, error=error
+    )
     body = [render_item(item, running=item.get("id") in running_ids) for item in items]
     body += [render_notice(kind, text) for kind, text in notices]
     rest = join(body)

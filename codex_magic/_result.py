@@ -10,7 +10,7 @@ from openai_codex.types import ThreadItem, ThreadTokenUsage, TurnStatus
 from openai_codex.types import TurnError as WireTurnError
 
 from ._render import Rendered, TurnInfo, render_turn
-from ._transcript import Transcript, final_response
+from ._transcript import RUNNING, Transcript, final_response
 
 
 @dataclass(slots=True, repr=False)
@@ -22,7 +22,7 @@ class RunResult(TurnResult):
         seconds = (self.duration_ms or 0) / 1000
         return render_turn(
             items=items,
-            status=self.status.value,
+            status="running" if self.status is TurnStatus.in_progress else self.status.value,
             elapsed=seconds,
             info=TurnInfo(),
             usage=self.usage.model_dump(by_alias=True, mode="json") if self.usage else None,
@@ -49,18 +49,20 @@ def build_result(transcript: Transcript) -> RunResult:
     """Build the result of a turn from its transcript, whatever its outcome."""
     turn = transcript.turn or {}
     items = transcript.result_items()
+    completed = [transcript.items[i].data for i in transcript.completed_order]
     error = turn.get("error") or ({"message": transcript.error} if transcript.error else None)
     duration = turn.get("durationMs")
     if duration is None:
         duration = int(transcript.elapsed() * 1000)
     return RunResult(
         id=turn.get("id") or transcript.turn_id or "",
-        status=TurnStatus(transcript.status),
+        status=TurnStatus.in_progress if transcript.status == RUNNING else TurnStatus(transcript.status),
         error=WireTurnError.model_validate(error) if error else None,
         started_at=turn.get("startedAt"),
         completed_at=turn.get("completedAt"),
         duration_ms=duration,
-        final_response=final_response(items),
+        # As the SDK: only completed messages count; text still streaming stays in items.
+        final_response=final_response(completed),
         items=[ThreadItem.model_validate(item) for item in items],
         usage=ThreadTokenUsage.model_validate(transcript.usage) if transcript.usage else None,
     )

@@ -115,12 +115,14 @@ class TurnRun:
         view: View,
         *,
         timeout: float | None = None,
+        retry_timeout: float | None = None,
     ) -> None:
         self.session = session
         self.prompt = prompt
         self.settings = settings
         self.view = view
         self.timeout = timeout
+        self.retry_timeout = retry_timeout
         self.transcript = Transcript()
         self.transcript.settings = {"model": settings.model, "sandbox": settings.sandbox, "cwd": settings.cwd}
         self.handle: TurnHandle | None = None
@@ -196,8 +198,9 @@ class TurnRun:
             self._drain()
             if self.transcript.done:
                 return
-            if self.timeout and self.transcript.elapsed() > self.timeout:
-                self.request_interrupt(f"timed out after {self.timeout:g} s (--timeout)")
+            reason = self._deadline_passed()
+            if reason:
+                self.request_interrupt(reason)
                 yield from self._settle()
                 return
             self._render()
@@ -207,6 +210,18 @@ class TurnRun:
                 yield self._ended, max(0.0, self._last_render + MIN_INTERVAL - time.monotonic())
             else:
                 yield self._data, CLOCK_INTERVAL
+
+    def _deadline_passed(self) -> str | None:
+        transcript = self.transcript
+        if self.timeout and transcript.elapsed() > self.timeout:
+            return f"timed out after {self.timeout:g} s (--timeout)"
+        since = transcript.retrying_since
+        if self.retry_timeout and since is not None and time.monotonic() - since > self.retry_timeout:
+            return (
+                f"gave up after {self.retry_timeout:g} s of retries ({transcript.retry}); "
+                "check the network and the model provider, or raise CodexMagic.retry_timeout"
+            )
+        return None
 
     def request_interrupt(self, reason: str) -> None:
         """Send ``turn/interrupt`` once and note why."""

@@ -82,8 +82,12 @@ class Transcript:
         self.completed_order: list[str] = []
         self.notices: list[Notice] = []
         self.usage: Json | None = None
+        self.turn_tokens: int | None = None  # tokens of all this turn's model requests
+        self._tokens_before: int | None = None
         self.turn: Json | None = None
         self.retry: str | None = None
+        # When the turn started retrying without progress since (monotonic seconds).
+        self.retrying_since: float | None = None
         self.started = time.monotonic()
         self.ended: float | None = None
         self.version = 0
@@ -93,6 +97,8 @@ class Transcript:
     def apply(self, method: str, params: Json) -> None:
         """Fold one notification into the state."""
         self.version += 1
+        if method != "error" and self.retry is not None and method.startswith("item/"):
+            self.retry = self.retrying_since = None  # progress: the retry worked
         if method in _TEXT_DELTAS:
             self._append(params, _TEXT_DELTAS[method], params.get("delta", ""))
         elif method == "item/reasoning/summaryTextDelta":
@@ -104,7 +110,7 @@ class Transcript:
         elif method == "item/completed":
             self._complete(params["item"])
         elif method == "thread/tokenUsage/updated":
-            self.usage = params.get("tokenUsage")
+            self._usage(params.get("tokenUsage") or {})
         elif method == "error":
             self._error(params)
         elif method == "turn/completed":
@@ -158,14 +164,24 @@ class Transcript:
         # only arrives here, so it replaces what was streamed.
         state.data = item
         state.chunks = {}
-        state.done = True
         state.version += 1
-        self.completed_order.append(item_id)
+        if not state.done:
+            state.done = True
+            self.completed_order.append(item_id)
+
+    def _usage(self, usage: Json) -> None:
+        self.usage = usage
+        total = (usage.get("total") or {}).get("totalTokens", 0)
+        if self._tokens_before is None:
+            self._tokens_before = total - (usage.get("last") or {}).get("totalTokens", 0)
+        self.turn_tokens = total - self._tokens_before
 
     def _error(self, params: Json) -> None:
         message = (params.get("error") or {}).get("message") or "unknown error"
         if params.get("willRetry"):
             self.retry = message
+            if self.retrying_since is None:
+                self.retrying_since = time.monotonic()
         else:
             self.error = message
 
@@ -177,7 +193,7 @@ class Transcript:
         error = turn.get("error")
         if error:
             self.error = error.get("message") or self.error
-        self.retry = None
+        self.retry = self.retrying_since = None
         self.ended = time.monotonic()
 
     # -- reading --------------------------------------------------------------------

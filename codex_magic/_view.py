@@ -27,6 +27,7 @@ def _header(transcript: Transcript) -> Rendered:
         elapsed=transcript.elapsed(),
         info=_info(transcript),
         usage=transcript.usage,
+        turn_tokens=transcript.turn_tokens,
         error=transcript.error,
         retry=transcript.retry,
     )
@@ -40,6 +41,7 @@ def final_render(transcript: Transcript) -> Rendered:
         elapsed=transcript.elapsed(),
         info=_info(transcript),
         usage=transcript.usage,
+        turn_tokens=transcript.turn_tokens,
         error=transcript.error,
         notices=[(n.kind, n.text) for n in transcript.notices],
         running_ids=frozenset(s.id for s in transcript.ordered() if not s.done),

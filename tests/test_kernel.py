@@ -80,7 +80,8 @@ def test_interrupt_mid_stream_keeps_partial_result(kernel: Kernel, offline: Offl
     assert execution.seconds < 2.0 + 2.5, execution.seconds  # ends within ~2 s of the interrupt
     assert execution.error is not None and execution.error["ename"] == "TurnInterruptedError"
     assert kernel.value("_codex_result.status.value") == "interrupted"
-    partial = kernel.value("len(_codex_result.final_response or '')")
+    assert kernel.value("_codex_result.final_response") == "None"
+    partial = kernel.value("len(_codex_result.items[-1].root.text)")
     assert 0 < int(partial) < len("word " * 400)
 
     pid = _app_server_pid(kernel)

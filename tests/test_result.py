@@ -141,11 +141,6 @@ def test_interrupted_turn_keeps_the_sdk_items_then_the_partial_one() -> None:
     assert ours.error is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="build_result applies final_response() to in-flight items too, so an interrupted turn's "
-    "truncated message becomes final_response; the SDK (TurnHandle.run) gives None",
-)
 def test_interrupted_final_response_ignores_the_partial_message() -> None:
     assert sdk_result("interrupted").final_response is None
     assert build_result(replay("interrupted")).final_response is None
@@ -200,12 +195,6 @@ def test_abandoned_without_reason_has_no_error() -> None:
     assert result.items == [] and result.final_response is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="build_result on a running transcript calls TurnStatus('running'), which is not a "
-    "TurnStatus value (the SDK's is 'inProgress'); the Transcript docstring promises a result at any moment",
-)
 def test_build_result_mid_turn() -> None:
     result = build_result(replay("streamed_message", stop_before="item/completed"))
     assert result.status == TurnStatus.in_progress

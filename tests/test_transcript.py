@@ -506,3 +506,21 @@ def test_final_response_ignores_commentary_and_other_items() -> None:
     items = [message("1", "thinking aloud", phase="commentary"), {"type": "reasoning", "id": "r", "text": "x"}]
     assert final_response(items) is None
     assert final_response([]) is None
+
+
+def test_repeated_item_completed_is_counted_once() -> None:
+    transcript = Transcript()
+    item = {"type": "agentMessage", "id": "m1", "text": "hi", "phase": None}
+    transcript.apply("item/completed", {"item": item})
+    transcript.apply("item/completed", {"item": item})
+    assert [i["id"] for i in transcript.result_items()] == ["m1"]
+
+
+def test_progress_clears_the_retry_notice() -> None:
+    transcript = Transcript()
+    transcript.apply("error", {"error": {"message": "Reconnecting... 2/5"}, "willRetry": True})
+    assert transcript.retry == "Reconnecting... 2/5" and transcript.retrying_since is not None
+    transcript.apply("thread/tokenUsage/updated", {"tokenUsage": {}})
+    assert transcript.retry is not None  # not progress
+    transcript.apply("item/started", {"item": {"type": "agentMessage", "id": "m1", "text": ""}})
+    assert transcript.retry is None and transcript.retrying_since is None

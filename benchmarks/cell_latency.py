@@ -1,0 +1,92 @@
+"""Latency of %load_ext and of one-message %%codex cells, against the raw SDK, in one kernel.
+
+Runs a real ipykernel (through jupyter_client, as a frontend does) against the real
+codex app-server and the scripted model, and times, as a frontend sees them (execute
+request to idle):
+
+- ``%load_ext codex_magic``;
+- the first one-message ``%%codex`` cell (SDK import, app-server start, thread start, turn);
+- later one-message ``%%codex`` cells (median);
+- the same turns through the raw SDK in the same kernel process: a cell that creates
+  ``Codex()``, starts a thread and runs one turn, then cells that run one more turn
+  each with ``thread.run(...)`` (median).
+
+Usage: ``python benchmarks/cell_latency.py [--turns N]``. Numbers depend on the machine;
+compare the ratios of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from codex_magic.scripted_model import ScriptedModel, message, write_codex_config  # noqa: E402
+from tests.conftest import Kernel  # noqa: E402
+
+RAW_SETUP = """\
+from openai_codex import ApprovalMode, Codex, Sandbox
+raw_codex = Codex()
+raw_thread = raw_codex.thread_start(approval_mode=ApprovalMode.deny_all, sandbox=Sandbox.workspace_write)
+raw_result = raw_thread.run("Say hello.")
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=10, help="later turns to time (median)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, ScriptedModel() as model:
+        home, work = Path(tmp, "home"), Path(tmp, "work")
+        work.mkdir()
+        write_codex_config(home, model.url)
+        model.add(*[message("Hello.")] * (2 * args.turns + 4))
+        for name in ("JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+            os.environ[name] = str(Path(tmp, name))
+        kernel = Kernel({"CODEX_HOME": str(home)}, work)
+        try:
+            timings = _measure(kernel, args.turns)
+        finally:
+            kernel.shutdown()
+
+    first_raw, later_raw = timings["raw first"], statistics.median(timings["raw later"])
+    later_magic = statistics.median(timings["%%codex later"])
+    print(f"{'what':<42}{'seconds':>9}")
+    rows = [
+        ("%load_ext codex_magic", timings["%load_ext"][0]),
+        ("first %%codex cell (starts everything)", timings["%%codex first"][0]),
+        (f"later %%codex cell (median of {args.turns})", later_magic),
+        ("raw SDK: Codex() + thread + first turn", first_raw[0]),
+        (f"raw SDK: later thread.run() cell (median of {args.turns})", later_raw),
+    ]
+    for label, seconds in rows:
+        print(f"{label:<42}{seconds:>9.3f}")
+    print(f"later %%codex cell / raw SDK turn cell: {later_magic / later_raw:.2f}x")
+    return 0
+
+
+def _measure(kernel: Kernel, turns: int) -> dict[str, list[float]]:
+    def cell(code: str) -> float:
+        execution = kernel.run(code)
+        if execution.error is not None or execution.reply["content"]["status"] != "ok":
+            raise SystemExit(f"cell failed: {code!r}: {execution.error or execution.stderr}")
+        return execution.seconds
+
+    timings: dict[str, list[float]] = {
+        "%load_ext": [cell("%load_ext codex_magic")],
+        "%%codex first": [cell("%%codex\nSay hello.")],
+        "%%codex later": [cell("%%codex\nSay hello.") for _ in range(turns)],
+        "raw first": [cell(RAW_SETUP)],
+        "raw later": [cell('raw_result = raw_thread.run("Say hello.")') for _ in range(turns)],
+    }
+    return timings
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
