@@ -92,7 +92,9 @@ class CodexMagic(Magics, Configurable):
         if timeout < 0:
             raise UsageError("--timeout must be a number of seconds >= 0 (0: no limit).")
 
-        # Heavy imports (the SDK takes about half a second) wait for the first turn.
+        # The view first, so the cell shows something at once; then the heavy imports
+        # (the SDK takes about half a second), which wait for the first turn.
+        view = self._view()
         from . import _session
         from ._runner import TurnRun
 
@@ -109,7 +111,7 @@ class CodexMagic(Magics, Configurable):
             session,
             prompt,
             settings,
-            self._view(),
+            view,
             timeout=timeout or None,
             retry_timeout=self.retry_timeout or None,
         )

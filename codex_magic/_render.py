@@ -14,6 +14,7 @@ from typing import Any, Callable
 Json = dict[str, Any]
 
 _STATUS_STYLE = {
+    "starting": ("#57606a", "\u25cb starting Codex"),
     "running": ("#1f6feb", "\u25cf running"),
     "completed": ("#1a7f37", "\u2714 completed"),
     "failed": ("#cf222e", "\u2716 failed"),

@@ -104,6 +104,16 @@ def wire(notification: Notification) -> tuple[str, Json]:
     return notification.method, dict(getattr(payload, "params", {}) or {})
 
 
+_REQUEST_KINDS = {
+    "item/commandExecution/requestApproval": "run a command outside the sandbox",
+    "item/fileChange/requestApproval": "change files",
+    "item/permissions/requestApproval": "more permissions",
+    "item/tool/requestUserInput": "a question",
+    "mcpServer/elicitation/request": "an MCP request",
+    "item/tool/call": "a client tool call",
+}
+
+
 class TurnRun:
     """One turn from start to result: pump, fold, throttled view refreshes, interrupts."""
 
@@ -138,7 +148,14 @@ class TurnRun:
     def begin(self) -> None:
         """Start the turn and the pump thread (blocking: app-server start, turn/start)."""
         self.session.set_request_sink(self._on_server_request)
-        handle, notices = self.session.start_turn(self.prompt, self.settings)
+        try:
+            handle, notices = self.session.start_turn(self.prompt, self.settings)
+        except BaseException as exc:
+            # Show why in the view, then let the error reach the cell.
+            self.session.set_request_sink(None)
+            self.transcript.abandon(FAILED, str(exc) or type(exc).__name__)
+            self.view.finish(self.transcript)
+            raise
         self.handle = handle
         self.transcript.thread_id = handle.thread_id
         self.transcript.turn_id = handle.id
@@ -161,9 +178,11 @@ class TurnRun:
             self._data.set()
 
     def _on_server_request(self, method: str, params: Json, response: Json) -> None:
-        what = params.get("command") or params.get("reason") or params.get("tool") or ""
-        decision = response.get("decision") or response.get("action") or "declined"
-        self._inbox.append(("declined", f"{method} {what} -> {decision}: no approval UI in this view"))
+        what = _REQUEST_KINDS.get(method, method)
+        detail = params.get("command") or params.get("tool") or params.get("message") or ""
+        reason = params.get("reason")
+        text = f"{what}{f': {detail}' if detail else ''}{f' ({reason})' if reason else ''}"
+        self._inbox.append(("declined", f"{text}; widen --sandbox if the task needs it"))
         self._data.set()
 
     # -- the loop -------------------------------------------------------------------

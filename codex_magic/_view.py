@@ -63,7 +63,9 @@ class WidgetView:
         self.root.add_class("codex-magic")
         self._items: dict[str, tuple[Any, int]] = {}
         self._notice_count = 0
-        self.handle = display(self._bundle("[codex] starting"), raw=True, display_id=True)
+        starting = render_header(status="starting", elapsed=0.0, info=TurnInfo())
+        self.header.value = starting.html
+        self.handle = display(self._bundle(starting.text), raw=True, display_id=True)
 
     def _bundle(self, text: str, html: str | None = None) -> dict[str, Any]:
         bundle: dict[str, Any] = {
