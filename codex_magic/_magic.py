@@ -118,10 +118,12 @@ class CodexMagic(Magics, Configurable):
         return run, args.out
 
     def _view(self) -> Any:
-        from ._view import TextView, WidgetView
-
         if getattr(self.shell, "kernel", None) is not None:
+            from ._view import WidgetView
+
             return WidgetView()
+        from ._terminal import TextView
+
         return TextView()
 
     def _store(self, result: Any, run: Any, out: str | None) -> None:

@@ -8,8 +8,7 @@ so saved notebooks, nbconvert and GitHub show the turn without widget state.
 
 from __future__ import annotations
 
-import sys
-from typing import Any, TextIO
+from typing import Any
 
 from ._render import Rendered, TurnInfo, render_header, render_item, render_notice, render_turn
 from ._transcript import Transcript
@@ -17,15 +16,16 @@ from ._transcript import Transcript
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
-def _info(transcript: Transcript) -> TurnInfo:
+def info(transcript: Transcript) -> TurnInfo:
     return TurnInfo(thread_id=transcript.thread_id, **transcript.settings)
 
 
-def _header(transcript: Transcript) -> Rendered:
+def header(transcript: Transcript) -> Rendered:
+    """The status line of a turn as it stands."""
     return render_header(
         status=transcript.status,
         elapsed=transcript.elapsed(),
-        info=_info(transcript),
+        info=info(transcript),
         usage=transcript.usage,
         turn_tokens=transcript.turn_tokens,
         error=transcript.error,
@@ -39,7 +39,7 @@ def final_render(transcript: Transcript) -> Rendered:
         items=[state.view() for state in transcript.ordered()],
         status=transcript.status,
         elapsed=transcript.elapsed(),
-        info=_info(transcript),
+        info=info(transcript),
         usage=transcript.usage,
         turn_tokens=transcript.turn_tokens,
         error=transcript.error,
@@ -78,7 +78,7 @@ class WidgetView:
 
     def update(self, transcript: Transcript) -> None:
         """Copy the transcript's changes onto the widgets."""
-        header = _header(transcript)
+        header = header(transcript)
         if self.header.value != header.html:
             self.header.value = header.html
         added = []
@@ -106,35 +106,3 @@ class WidgetView:
         self.update(transcript)
         final = final_render(transcript)
         self.handle.update(self._bundle(final.text, final.html), raw=True)
-
-
-class TextView:
-    """Plain text for terminals: each item is printed once it completes."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stdout
-        self._printed: set[str] = set()
-        self._notices = 0
-
-    def update(self, transcript: Transcript) -> None:
-        """Print the items and notices that are new and complete."""
-        for state in transcript.ordered():
-            if state.done and state.id not in self._printed:
-                self._printed.add(state.id)
-                text = render_item(state.view()).text
-                if text:
-                    print(text, file=self.stream, flush=True)
-        for notice in transcript.notices[self._notices :]:
-            print(render_notice(notice.kind, notice.text).text, file=self.stream, flush=True)
-        self._notices = len(transcript.notices)
-
-    def finish(self, transcript: Transcript) -> None:
-        """Print what is left, items still in flight marked so, and the final status line."""
-        self.update(transcript)
-        for state in transcript.ordered():
-            if state.id not in self._printed:
-                self._printed.add(state.id)
-                text = render_item(state.view()).text
-                if text:
-                    print(text + " [unfinished]", file=self.stream, flush=True)
-        print(_header(transcript).text, file=self.stream, flush=True)
