@@ -78,9 +78,9 @@ class WidgetView:
 
     def update(self, transcript: Transcript) -> None:
         """Copy the transcript's changes onto the widgets."""
-        header = header(transcript)
-        if self.header.value != header.html:
-            self.header.value = header.html
+        top = header(transcript)
+        if self.header.value != top.html:
+            self.header.value = top.html
         added = []
         for state in transcript.ordered():
             known = self._items.get(state.id)
