@@ -17,7 +17,7 @@ from collections import deque
 from typing import Any, Iterator, Protocol
 
 from openai_codex import TurnHandle
-from openai_codex.models import Notification
+from openai_codex.models import Notification, UnknownNotification
 
 from ._errors import TurnFailedError, TurnInterruptedError
 from ._result import RunResult, build_result
@@ -26,7 +26,7 @@ from ._transcript import FAILED, INTERRUPTED, Transcript
 
 Json = dict[str, Any]
 
-MIN_INTERVAL = 0.15  # seconds between view refreshes: at most ~7 a second
+MIN_INTERVAL = 0.25  # seconds between view refreshes: at most 4 a second
 CLOCK_INTERVAL = 1.0  # refresh at least this often so the elapsed time ticks
 SETTLE_TIMEOUT = 2.0  # how long an interrupted turn may take to report back
 
@@ -87,21 +87,29 @@ class _Signal:
             self._waiter = None
 
 
+# Delta notifications (most of the traffic) and the index field each one carries.
+_DELTAS = {
+    "item/agentMessage/delta": None,
+    "item/commandExecution/outputDelta": None,
+    "item/plan/delta": None,
+    "item/reasoning/summaryTextDelta": ("summary_index", "summaryIndex"),
+    "item/reasoning/textDelta": ("content_index", "contentIndex"),
+}
+
+
 def wire(notification: Notification) -> tuple[str, Json]:
     """A notification as ``(method, params)`` in the app-server's JSON shape."""
-    payload = notification.payload
-    delta = getattr(payload, "delta", None)
-    if isinstance(delta, str) and notification.method != "item/fileChange/patchUpdated":
-        # Deltas are most of the traffic: skip the generic model dump for them.
-        params: Json = {"itemId": getattr(payload, "item_id", ""), "delta": delta}
-        for attr, key in (("summary_index", "summaryIndex"), ("content_index", "contentIndex")):
-            value = getattr(payload, attr, None)
-            if value is not None:
-                params[key] = value
-        return notification.method, params
-    if hasattr(payload, "model_dump"):
-        return notification.method, payload.model_dump(by_alias=True, mode="json", exclude_none=True)
-    return notification.method, dict(getattr(payload, "params", {}) or {})
+    method, payload = notification.method, notification.payload
+    if method in _DELTAS and not isinstance(payload, UnknownNotification):
+        # Skip the generic model dump for deltas: a direct read is ~20x cheaper.
+        params: Json = {"itemId": payload.item_id, "delta": payload.delta}
+        index = _DELTAS[method]
+        if index is not None:
+            params[index[1]] = getattr(payload, index[0])
+        return method, params
+    if isinstance(payload, UnknownNotification):
+        return method, dict(payload.params or {})
+    return method, payload.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
 _REQUEST_KINDS = {

@@ -20,6 +20,10 @@ COMPLETED = "completed"
 FAILED = "failed"
 INTERRUPTED = "interrupted"
 
+# Streamed command output kept per item: the completed item brings the whole output,
+# so while it runs only the tail is needed (and memory stays bounded).
+STREAM_TAIL_CHARS = 256 * 1024
+
 # Deltas that append to one text field of the item named by params["itemId"].
 _TEXT_DELTAS = {
     "item/agentMessage/delta": "text",
@@ -40,6 +44,9 @@ class ItemState:
     version: int = 0
     # Streamed text per field, merged into ``data`` only when read.
     chunks: dict[str, list[str]] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    # Characters of streamed output dropped from the front to bound memory.
+    dropped: int = 0
 
     def view(self) -> Json:
         """The item's wire dict with streamed text merged in."""
@@ -81,6 +88,8 @@ class Transcript:
         self.items: dict[str, ItemState] = {}
         self.completed_order: list[str] = []
         self.notices: list[Notice] = []
+        self.plan: Json | None = None  # the latest turn/plan/updated
+        self.diff: str | None = None  # the latest turn/diff/updated: the whole turn's diff
         self.usage: Json | None = None
         self.turn_tokens: int | None = None  # tokens of all this turn's model requests
         self._tokens_before: int | None = None
@@ -117,6 +126,10 @@ class Transcript:
             self._finish(params.get("turn") or {})
         elif method == "turn/started":
             self.turn_id = (params.get("turn") or {}).get("id", self.turn_id)
+        elif method == "turn/plan/updated":
+            self.plan = params
+        elif method == "turn/diff/updated":
+            self.diff = params.get("diff")
         elif method == "warning":
             self.notices.append(Notice("warning", str(params.get("message", params))))
 
@@ -141,7 +154,14 @@ class Transcript:
         state = self._item(params.get("itemId", ""))
         if state is None or state.done:
             return
-        state.chunks.setdefault(key, []).append(delta)
+        parts = state.chunks.setdefault(key, [])
+        parts.append(delta)
+        size = state.sizes[key] = state.sizes.get(key, 0) + len(delta)
+        if key == "aggregatedOutput" and size > 2 * STREAM_TAIL_CHARS:
+            text = "".join(parts)
+            state.dropped += len(text) - STREAM_TAIL_CHARS
+            parts[:] = [text[-STREAM_TAIL_CHARS:]]
+            state.sizes[key] = STREAM_TAIL_CHARS
         state.version += 1
 
     def _start(self, item: Json) -> None:
@@ -164,6 +184,8 @@ class Transcript:
         # only arrives here, so it replaces what was streamed.
         state.data = item
         state.chunks = {}
+        state.sizes = {}
+        state.dropped = 0
         state.version += 1
         if not state.done:
             state.done = True

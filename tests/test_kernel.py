@@ -189,3 +189,17 @@ def test_unload_and_shutdown_stop_the_app_server(kernel: Kernel, offline: Offlin
 def test_load_is_cheap(kernel: Kernel) -> None:
     # %load_ext ran in the fixture: neither the SDK nor the app-server started.
     assert kernel.value("'openai_codex' in __import__('sys').modules") == "False"
+
+
+def test_fast_stream_sends_a_bounded_number_of_updates(kernel: Kernel, offline: Offline) -> None:
+    text = "".join(f"w{i % 10} " for i in range(3000))
+    offline.model.add(Reply(items=[message(text, deltas=True, chunk=3)], delay=0.001))
+
+    execution = kernel.run("%%codex\nStream fast.")
+    assert execution.error is None, execution.error
+    updates = [m for m in execution.of("comm_msg") if m["content"]["data"].get("method") == "update"]
+    # 3,000 deltas; at most 4 refreshes a second, each touching the header and one item.
+    assert len(updates) <= 2 * (4 * execution.seconds + 3), (len(updates), execution.seconds)
+    final_bundle = execution.of("update_display_data")[-1]["content"]["data"]
+    assert text.strip()[-40:] in final_bundle["text/plain"]
+    assert kernel.value("len(_codex_result.final_response)") == str(len(text))

@@ -524,3 +524,30 @@ def test_progress_clears_the_retry_notice() -> None:
     assert transcript.retry is not None  # not progress
     transcript.apply("item/started", {"item": {"type": "agentMessage", "id": "m1", "text": ""}})
     assert transcript.retry is None and transcript.retrying_since is None
+
+
+def test_streamed_command_output_keeps_a_bounded_tail() -> None:
+    from codex_magic._transcript import STREAM_TAIL_CHARS
+
+    transcript = Transcript()
+    transcript.apply("item/started", {"item": {"type": "commandExecution", "id": "c1", "command": "yes"}})
+    line = "y" * 99 + "\n"
+    for _ in range(10_000):  # 1 MB of output
+        transcript.apply("item/commandExecution/outputDelta", {"itemId": "c1", "delta": line})
+    state = transcript.items["c1"]
+    output = state.view()["aggregatedOutput"]
+    assert STREAM_TAIL_CHARS <= len(output) <= 2 * STREAM_TAIL_CHARS
+    assert state.dropped == 1_000_000 - len(output)
+    assert output.endswith(line)
+    full = {"type": "commandExecution", "id": "c1", "command": "yes", "aggregatedOutput": line * 10_000}
+    transcript.apply("item/completed", {"item": full})
+    assert state.dropped == 0 and len(state.view()["aggregatedOutput"]) == 1_000_000
+
+
+def test_plan_and_turn_diff_are_kept() -> None:
+    transcript = Transcript()
+    plan = {"explanation": "steps", "plan": [{"step": "read", "status": "completed"}]}
+    transcript.apply("turn/plan/updated", plan)
+    transcript.apply("turn/diff/updated", {"diff": "--- a/x\n+++ b/x\n"})
+    assert transcript.plan == plan
+    assert transcript.diff == "--- a/x\n+++ b/x\n"

@@ -1,0 +1,101 @@
+"""Cost of the live widget on heavy turns, against the raw SDK, in one kernel.
+
+Two turns, each run twice in one real ipykernel (through jupyter_client) against the
+real codex app-server and the scripted model: once as a ``%%codex`` cell (widget
+view) and once consumed by the raw SDK without a widget (``thread.run(...)``):
+
+- a message streamed as 20,000 text deltas;
+- a command that prints 100,000 lines, then a short message.
+
+For each it prints the widget update messages the kernel sent (``comm_msg`` with
+method ``update``), their rate, the bytes of all widget and display messages, the
+kernel's CPU time (``time.process_time()`` in the kernel, so the app-server is not
+counted) and the wall time as the frontend sees it; then the ratio to the raw SDK.
+
+Usage: ``python benchmarks/widget_stream.py``. Compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from codex_magic.scripted_model import Reply, exec_command, message, write_codex_config, ScriptedModel  # noqa: E402
+from tests.conftest import Execution, Kernel  # noqa: E402
+
+DELTAS = 20_000
+LINES = 100_000
+
+RAW_SETUP = """\
+from openai_codex import ApprovalMode, Codex, Sandbox
+raw_codex = Codex()
+raw_thread = raw_codex.thread_start(approval_mode=ApprovalMode.deny_all, sandbox=Sandbox.workspace_write)
+"""
+CPU = "import time as _t; print(_t.process_time())"
+
+
+def scenarios() -> dict[str, list[object]]:
+    """The scripted replies of each turn."""
+    words = [f"w{i % 10} " for i in range(DELTAS)]  # 3 characters a delta
+    streamed = Reply([message("".join(words), deltas=True, chunk=3)])
+    command = [exec_command(f"seq 1 {LINES}", login=False), message("Printed them all.")]
+    return {f"{DELTAS:,} text deltas": [streamed], f"{LINES:,}-line command": command}
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp, ScriptedModel() as model:
+        home, work = Path(tmp, "home"), Path(tmp, "work")
+        work.mkdir()
+        write_codex_config(home, model.url)
+        for name in ("JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+            os.environ[name] = str(Path(tmp, name))
+        kernel = Kernel({"CODEX_HOME": str(home)}, work)
+        try:
+            model.add(message("warm up"), message("warm up"))
+            _ok(kernel.run("%load_ext codex_magic"))
+            _ok(kernel.run("%%codex\nwarm up"))
+            _ok(kernel.run(RAW_SETUP + 'raw_thread.run("warm up")'))
+            print(f"{'turn':<24}{'how':<10}{'updates':>8}{'per s':>7}{'KiB sent':>10}{'CPU s':>8}{'wall s':>8}")
+            for name, replies in scenarios().items():
+                model.add(*replies, *replies)
+                magic = _measure(kernel, "%%codex\nGo.")
+                raw = _measure(kernel, 'raw_result = raw_thread.run("Go.")')
+                for how, row in (("%%codex", magic), ("raw SDK", raw)):
+                    rate = row["updates"] / row["wall"]
+                    print(
+                        f"{name:<24}{how:<10}{row['updates']:>8}{rate:>7.1f}"
+                        f"{row['bytes'] / 1024:>10.0f}{row['cpu']:>8.2f}{row['wall']:>8.2f}"
+                    )
+                print(f"{'':<24}wall ratio %%codex / raw SDK: {magic['wall'] / raw['wall']:.2f}x")
+        finally:
+            kernel.shutdown()
+    return 0
+
+
+def _ok(execution: Execution) -> Execution:
+    if execution.error is not None or execution.reply["content"]["status"] != "ok":
+        raise SystemExit(f"cell failed: {execution.error or execution.stderr}")
+    return execution
+
+
+def _measure(kernel: Kernel, code: str) -> dict[str, float]:
+    before = float(_ok(kernel.run(CPU)).stdout)
+    execution = _ok(kernel.run(code, timeout=300))
+    after = float(_ok(kernel.run(CPU)).stdout)
+    widget = execution.of("comm_msg", "comm_open", "display_data", "update_display_data")
+    updates = [m for m in execution.of("comm_msg") if m["content"]["data"].get("method") == "update"]
+    return {
+        "updates": len(updates),
+        "bytes": sum(len(json.dumps(m["content"])) for m in widget),
+        "cpu": after - before,
+        "wall": execution.seconds,
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
