@@ -1,42 +1,273 @@
-"""The terminal view: the turn as plain text on stdout, for IPython without widgets."""
+"""The terminal view: the turn streamed as plain text on stdout, for IPython without widgets.
+
+Each refresh prints only what is new: the characters an agent message gained, the
+output a command gained, items that completed, notices, a changed retry message.
+Items can interleave (a message streaming while a command runs), so whenever the
+text switches from one item to another mid-line a new line starts, and an item
+that resumes gets a short label. ANSI colour is used only when the stream is a TTY
+(and neither ``NO_COLOR`` nor IPython's ``--colors=NoColor`` asks for none).
+"""
 
 from __future__ import annotations
 
+import os
+import re
 import sys
-from typing import TextIO
+from dataclasses import dataclass
+from typing import Any, TextIO
 
 from ._render import render_item, render_notice
-from ._transcript import Transcript
+from ._transcript import COMPLETED, FAILED, ItemState, Transcript
 from ._view import header
+
+MAX_OUTPUT_LINES = 2000  # per command: the rest is counted, not printed
+MAX_OUTPUT_CHARS = 200_000  # per command, for output with very long lines
+INDENT = "  "  # command output and its status line, set off from the messages
+WHERE = "full output in _codex_result.items"
+
+_DIM, _BOLD, _RED, _GREEN, _YELLOW = "2", "1", "31", "32", "33"
+_STATUS_STYLE = {COMPLETED: _GREEN, FAILED: _RED}
+_LINES = re.compile(r"[^\n]*\n|[^\n]+")  # lines with their newline, and a last partial one
+
+
+@dataclass
+class _Shown:
+    """What has been printed of one item."""
+
+    text: str = ""  # the streamed text printed: message text, or command output
+    lines: int = 0  # command output lines printed
+    pos: int = 0  # command output characters seen while it ran, printed or not
+    flood: bool = False  # output came faster than the transcript keeps it: wait for the end
+    begun: bool = False  # something of the item is on the screen
+    closed: bool = False  # the item is complete on the screen
+    version: int = -1  # the item's version at the last refresh
 
 
 class TextView:
-    """Plain text for terminals: each item is printed once it completes."""
+    """Plain text for terminals: messages and command output stream as they arrive."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
-        self._printed: set[str] = set()
+        self.colour = _wants_colour(self.stream)
+        self._shown: dict[str, _Shown] = {}
         self._notices = 0
+        self._retry: str | None = None
+        self._current: str | None = None  # the item whose text the screen ends with
+        self._bol = True  # the screen is at the start of a line
+        self._out: list[str] = []
+
+    # -- the View protocol ----------------------------------------------------------
 
     def update(self, transcript: Transcript) -> None:
-        """Print the items and notices that are new and complete."""
-        for state in transcript.ordered():
-            if state.done and state.id not in self._printed:
-                self._printed.add(state.id)
-                text = render_item(state.view()).text
-                if text:
-                    print(text, file=self.stream, flush=True)
-        for notice in transcript.notices[self._notices :]:
-            print(render_notice(notice.kind, notice.text).text, file=self.stream, flush=True)
-        self._notices = len(transcript.notices)
+        """Print what is new since the last refresh."""
+        self._items(transcript)
+        self._notes(transcript)
+        self._flush()
 
     def finish(self, transcript: Transcript) -> None:
-        """Print what is left, items still in flight marked so, and the final status line."""
-        self.update(transcript)
+        """Print what is left, close items still in flight as unfinished, then the status line."""
+        self._items(transcript)
         for state in transcript.ordered():
-            if state.id not in self._printed:
-                self._printed.add(state.id)
-                text = render_item(state.view()).text
-                if text:
-                    print(text + " [unfinished]", file=self.stream, flush=True)
-        print(header(transcript).text, file=self.stream, flush=True)
+            shown = self._shown.setdefault(state.id, _Shown())
+            if not shown.closed:
+                self._item(state, shown, closing=True)
+        self._notes(transcript)
+        status = header(transcript)
+        self._line(None, status.text, _STATUS_STYLE.get(transcript.status, _YELLOW))
+        self._flush()
+
+    def _items(self, transcript: Transcript) -> None:
+        for state in transcript.ordered():
+            shown = self._shown.setdefault(state.id, _Shown())
+            if shown.closed or shown.version == state.version:
+                continue
+            shown.version = state.version
+            self._item(state, shown, closing=state.done)
+
+    def _notes(self, transcript: Transcript) -> None:
+        for notice in transcript.notices[self._notices :]:
+            self._line(None, render_notice(notice.kind, notice.text).text, _YELLOW)
+        self._notices = len(transcript.notices)
+        if transcript.retry != self._retry:
+            self._retry = transcript.retry
+            if transcript.retry:
+                self._line(None, f"{INDENT}retrying: {transcript.retry}", _YELLOW)
+
+    # -- items ----------------------------------------------------------------------
+
+    def _item(self, state: ItemState, shown: _Shown, *, closing: bool) -> None:
+        if state.type == "agentMessage":
+            self._message(state, shown, closing=closing)
+        elif state.type == "commandExecution":
+            self._command(state, shown, closing=closing)
+        elif closing:
+            shown.closed = True
+            text = render_item(state.view()).text
+            if text:
+                mark = "" if state.done else " [unfinished]"
+                self._line(state, text + mark, _DIM if state.type == "reasoning" else None)
+
+    def _message(self, state: ItemState, shown: _Shown, *, closing: bool) -> None:
+        item = state.view()
+        text = item.get("text") or ""
+        if not text.startswith(shown.text):  # rewritten on completion: print it whole again
+            self._switch(None)
+            shown.text, shown.begun = "", False
+        if len(text) > len(shown.text):
+            piece = text[len(shown.text) :]
+            if self._switch(state, shown):
+                piece = piece.lstrip(" ")
+            self._put(piece, _DIM if item.get("phase") == "commentary" else None)
+            shown.text, shown.begun = text, True
+        if closing:
+            shown.closed = True
+            if shown.begun and not state.done:
+                self._put("[unfinished]" if self._switch(state, shown) else " [unfinished]", _DIM)
+            if self._current == state.id:
+                self._newline()
+
+    def _command(self, state: ItemState, shown: _Shown, *, closing: bool) -> None:
+        item = state.view()
+        output = item.get("aggregatedOutput") or ""
+        if not shown.begun:
+            self._line(state, f"$ {item.get('command') or ''}", _BOLD, shown)
+            shown.begun = True
+        if not state.done:
+            # While it runs the transcript keeps only the output's tail, after
+            # ``state.dropped`` characters; a gap means a flood: stop streaming it.
+            if state.dropped > shown.pos:
+                shown.flood = True
+            if not shown.flood:
+                self._output(state, shown, output[shown.pos - state.dropped :])
+            shown.pos = state.dropped + len(output)
+        elif output.startswith(shown.text):
+            self._output(state, shown, output[len(shown.text) :])
+        else:
+            # Output printed before item/started reaches only the completed item, so
+            # what streamed is not its beginning: show the complete output's tail.
+            note = "(the complete output; it began before the command was reported)"
+            self._line(state, INDENT + note, _DIM, shown)
+            keep = max(20, MAX_OUTPUT_LINES - shown.lines)
+            lines = _LINES.findall(output)
+            if len(lines) > keep:
+                self._line(state, f"{INDENT}… {len(lines) - keep} earlier lines ({WHERE})", _DIM, shown)
+            self._put_output(state, shown, "".join(lines[-keep:])[-MAX_OUTPUT_CHARS:])
+            shown.text = output
+        if closing:
+            shown.closed = True
+            if state.done:
+                left = _count_lines(output[len(shown.text) :])
+                if left:
+                    self._line(state, f"{INDENT}… {left} more lines ({WHERE})", _DIM, shown)
+            elif shown.pos > len(shown.text):
+                self._line(state, f"{INDENT}… later output not shown", _DIM, shown)
+            badge, style = _badge(item, done=state.done)
+            self._line(state, f"{INDENT}[{badge}]", style, shown)
+
+    def _output(self, state: ItemState, shown: _Shown, new: str) -> None:
+        """Print new command output, as far as the per-command cap allows."""
+        rooms = (MAX_OUTPUT_LINES - shown.lines, MAX_OUTPUT_CHARS - len(shown.text))
+        if not new or min(rooms) <= 0:
+            return
+        cut = -1
+        for _ in range(rooms[0]):
+            cut = new.find("\n", cut + 1)
+            if cut < 0:
+                break
+        part = new[: min(len(new) if cut < 0 else cut + 1, rooms[1])]
+        self._put_output(state, shown, part)
+        shown.text += part
+        shown.lines += part.count("\n")
+
+    # -- writing --------------------------------------------------------------------
+
+    def _switch(self, state: ItemState | None, shown: _Shown | None = None) -> bool:
+        """Make ``state`` the item being written: a new line, and a label where it helps.
+
+        Returns whether a label now starts the line.
+        """
+        owner = state.id if state is not None else None
+        if owner == self._current:
+            return False
+        self._newline()
+        self._current = owner
+        if state is None or shown is None:
+            return False
+        if state.type == "agentMessage":
+            label = "commentary" if state.view().get("phase") == "commentary" else ""
+            if shown.begun:
+                label = f"{label}, continued" if label else "continued"
+            if label:
+                self._put(f"({label}) ", _DIM)
+                return True
+        elif state.type == "commandExecution" and shown.begun:
+            self._put(f"{INDENT}($ {_short(state.view().get('command') or '')}, continued)\n", _DIM)
+        return False
+
+    def _line(
+        self, state: ItemState | None, text: str, style: str | None = None, shown: _Shown | None = None
+    ) -> None:
+        """Print a whole line that belongs to ``state`` (or to no item)."""
+        self._switch(state, shown)
+        self._newline()
+        self._put(text + "\n", style)
+
+    def _put_output(self, state: ItemState, shown: _Shown, text: str) -> None:
+        self._switch(state, shown)
+        for piece in _LINES.findall(text):
+            self._put(INDENT + piece if self._bol else piece)
+
+    def _newline(self) -> None:
+        if not self._bol:
+            self._put("\n")
+
+    def _put(self, text: str, style: str | None = None) -> None:
+        if not text:
+            return
+        if style and self.colour:
+            body = text.rstrip("\n")
+            self._out.append(f"\x1b[{style}m{body}\x1b[0m{text[len(body):]}")
+        else:
+            self._out.append(text)
+        self._bol = text.endswith("\n")
+
+    def _flush(self) -> None:
+        if self._out:
+            text, self._out = "".join(self._out), []
+            self.stream.write(text)
+            self.stream.flush()
+
+
+def _wants_colour(stream: TextIO) -> bool:
+    """ANSI colour only on a TTY, and not with NO_COLOR set or IPython's colours off."""
+    isatty = getattr(stream, "isatty", None)
+    if not (isatty and isatty()) or os.environ.get("NO_COLOR"):
+        return False
+    ipython = sys.modules.get("IPython")  # the view may run without IPython: no import
+    shell = ipython.get_ipython() if ipython is not None else None
+    return str(getattr(shell, "colors", "")).lower() != "nocolor"
+
+
+def _badge(item: dict[str, Any], *, done: bool) -> tuple[str, str]:
+    """A command's closing mark, e.g. ``exit 0 · 0.12 s``, and its colour."""
+    code, status = item.get("exitCode"), item.get("status")
+    if not done:
+        return "unfinished", _YELLOW
+    if status == "declined":
+        badge, style = "declined", _YELLOW
+    elif code is None:
+        badge, style = str(status or "ended"), _YELLOW
+    else:
+        badge, style = f"exit {code}", _GREEN if code == 0 else _RED
+    duration = item.get("durationMs")
+    if isinstance(duration, (int, float)):
+        badge += f" · {duration / 1000:.2f} s"
+    return badge, style
+
+
+def _count_lines(text: str) -> int:
+    return text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+
+
+def _short(command: str, limit: int = 40) -> str:
+    return command if len(command) <= limit else command[: limit - 1] + "…"
