@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from codex_magic import _terminal
+from codex_magic._render import render_item
 from codex_magic._terminal import TextView
 from codex_magic._transcript import INTERRUPTED, Transcript
 from codex_magic.scripted_model import Reply, exec_command, message
@@ -119,15 +120,19 @@ def test_reasoning_file_changes_and_other_items_print_when_complete() -> None:
     feed("item/reasoning/summaryTextDelta", {"itemId": "r1", "delta": "Check it.", "summaryIndex": 0})
     assert feed.update() == ""
     feed.complete("r1", "reasoning", summary=["Check it first."])
-    assert feed.update() == "(thinking) Check it first.\n"
+    assert feed.update() == render_item({"type": "reasoning", "id": "r1", "summary": ["Check it first."]}).text + "\n"
     change = {"path": "a.py", "kind": {"type": "add"}, "diff": "+x = 1"}
     feed.start("f1", "fileChange", changes=[change], status="inProgress")
     assert feed.update() == ""
     feed.complete("f1", "fileChange", changes=[change], status="completed")
-    assert feed.update() == "add a.py\n+x = 1\n"
+    done = {"type": "fileChange", "id": "f1", "changes": [change], "status": "completed"}
+    assert feed.update() == render_item(done).text + "\n"
+    assert "a.py" in render_item(done).text and "+x = 1" in render_item(done).text
     feed.complete("u1", "userMessage", content=[{"type": "text", "text": "hi"}])
     feed.complete("t1", "webSearch", query="ipython magics")
-    assert feed.update() == "[webSearch] query='ipython magics'\n"
+    search = {"type": "webSearch", "id": "t1", "query": "ipython magics"}
+    assert feed.update() == render_item(search).text + "\n"  # the user message stays hidden
+    assert "ipython magics" in render_item(search).text
 
 
 @pytest.mark.parametrize(
