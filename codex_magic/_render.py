@@ -1,17 +1,54 @@
-"""Pure rendering: item state in, HTML and text out.
+"""Pure rendering: item state in, HTML, text and Markdown out.
 
-Every string that came from Codex, the model or a command passes through
-:func:`esc` before it reaches HTML; nothing else in the package builds markup.
-The module imports neither IPython nor ipywidgets.
+Every string that came from Codex, the model or a command reaches HTML through
+:func:`esc`, or through the Markdown renderer, which runs with raw HTML off so it
+escapes too; nothing else in the package builds markup. The Markdown form is
+built from the same parse with every character that could start HTML
+backslash-escaped, so a frontend that renders it meets no raw HTML either.
+Every renderer bounds its output: a running command costs a few kilobytes per
+update however long its output. The module imports neither IPython nor ipywidgets.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html
+import json
+import os
+import re
+import shlex
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
+    from markdown_it.tree import SyntaxTreeNode
 
 Json = dict[str, Any]
+
+# A long text (command output, tool result) shows a preview of this many lines and
+# characters; its escaped HTML is also held to OUTPUT_TAIL_CHARS bytes.
+OUTPUT_TAIL_CHARS = 4000
+OUTPUT_TAIL_LINES = 30
+# A finished item folds away up to this much more (bytes of HTML).
+FULL_OUTPUT_BYTES = 64 * 1024
+# Diffs: bytes of HTML per item or turn diff, lines in the text and Markdown forms.
+DIFF_BYTES = 48 * 1024
+DIFF_TEXT_LINES = 400
+# Data URLs longer than this are not inlined.
+MAX_IMAGE_CHARS = 8 * 1024 * 1024
+WHERE_FULL = "_codex_result.items"
+
+_COMMAND_BYTES = 600
+_FIELD_BYTES = 200
+_ARGS_CHARS = 200
+_LINE_CHARS = 2000
+_MAX_IMAGES = 4
+
+# -- one visual style --------------------------------------------------------------------
 
 _STATUS_STYLE = {
     "starting": ("#57606a", "\u25cb starting Codex"),
@@ -20,6 +57,18 @@ _STATUS_STYLE = {
     "failed": ("#cf222e", "\u2716 failed"),
     "interrupted": ("#9a6700", "\u25a0 interrupted"),
 }
+_OK, _ERR, _WARN, _RUN, _GREY = "#1a7f37", "#cf222e", "#9a6700", "#1f6feb", "#6e7781"
+_C_ANSWER = "var(--jp-brand-color1,#1976d2)"
+_C_MUTED = "var(--jp-border-color1,#bdbdbd)"
+_C_THINK = "#8c959f"
+_C_FILE = "#bf8700"
+_C_PLAN = "#0969da"
+_C_TOOL = "#8250df"
+_C_WEB = "#1b7c83"
+_C_IMAGE = "#bf3989"
+_C_AGENT = "#6639ba"
+_C_REVIEW = "#bc4c00"
+
 _BOX = "font-family:var(--jp-ui-font-family,sans-serif);font-size:13px;line-height:1.45"
 _PRE = (
     "white-space:pre-wrap;word-break:break-word;margin:2px 0;padding:4px 6px;"
@@ -27,8 +76,27 @@ _PRE = (
     "font-family:var(--jp-code-font-family,monospace);font-size:12px"
 )
 _DIM = "color:var(--jp-ui-font-color2,#57606a)"
-# A command's output in the live view shows its tail; the full text is in the result.
-OUTPUT_TAIL_CHARS = 4000
+_SMALL = "font-size:11px"
+_CODE = "font-family:var(--jp-code-font-family,monospace);font-size:12px;white-space:pre-wrap;word-break:break-word"
+_BADGE = (
+    "display:inline-block;padding:0 6px;border-radius:8px;color:#fff;font-size:11px;"
+    "font-weight:600;line-height:16px"
+)
+_IMG = "max-width:100%;max-height:480px;display:block;margin:2px 0"
+_ADD_BG = "background:rgba(46,160,67,0.18)"
+_DEL_BG = "background:rgba(248,81,73,0.18)"
+_HUNK = "color:#0969da;opacity:0.8"
+_HEAD = "font-weight:bold;opacity:0.75"
+_STATUS_COLOUR = {
+    "completed": _OK,
+    "failed": _ERR,
+    "errored": _ERR,
+    "declined": _WARN,
+    "interrupted": _WARN,
+    "running": _RUN,
+    "in progress": _RUN,
+    "pending": _GREY,
+}
 
 
 def esc(value: object) -> str:
@@ -38,10 +106,11 @@ def esc(value: object) -> str:
 
 @dataclass(frozen=True)
 class Rendered:
-    """One piece of output in both forms."""
+    """One piece of output in three forms: HTML, plain text, GitHub-flavoured Markdown."""
 
     html: str
     text: str
+    markdown: str = ""
 
 
 @dataclass(frozen=True)
@@ -54,26 +123,577 @@ class TurnInfo:
     cwd: str | None = None
 
 
-def _tail(text: str, limit: int = OUTPUT_TAIL_CHARS) -> str:
-    if len(text) <= limit:
+_EMPTY = Rendered("", "", "")
+
+
+# -- reading untrusted wire dicts ------------------------------------------------------------
+
+
+def _s(value: object) -> str:
+    """A field as display text, whatever its wire type."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return str(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return " ".join(value)
+    return _json(value)
+
+
+def _d(value: object) -> Json:
+    return value if isinstance(value, dict) else {}
+
+
+def _l(value: object) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def _n(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if value == value else None  # NaN is no number
+
+
+def _json(value: object) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str, separators=(", ", ": "))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _one_line(text: str, limit: int = _FIELD_BYTES) -> str:
+    return _cut(" ".join(text.split()), limit)
+
+
+def _duration(ms: object) -> str:
+    n = _n(ms)
+    if n is None or n < 0:
+        return ""
+    if n < 1000:
+        return f"{n:.0f} ms"
+    seconds = n / 1000
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest} s"
+
+
+def _seconds(ms: object) -> str:
+    n = _n(ms)
+    if n is None or n < 0:
+        return "?"
+    return f"{n / 1000:.1f}".rstrip("0").rstrip(".") + " s"
+
+
+def _lines(text: str) -> int:
+    return text.count("\n") + (0 if not text or text.endswith("\n") else 1)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+# -- bounded escaping -------------------------------------------------------------------------
+
+
+def _cost(text: str) -> int:
+    return len(esc(text).encode("utf-8", "replace"))
+
+
+def _fit(text: str, budget: int, *, keep: str) -> str:
+    """The longest head or tail of ``text`` whose escaped UTF-8 fits in ``budget`` bytes."""
+    # No character escapes to more than 6 bytes, and none to fewer than 1.
+    if len(text) * 6 <= budget or (len(text) <= budget and _cost(text) <= budget):
         return text
-    return f"\u2026 ({len(text) - limit} earlier characters in the result)\n" + text[-limit:]
+    lo, hi = 0, min(len(text), budget)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _cost(text[-mid:] if keep == "tail" else text[:mid]) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo == 0:
+        return ""
+    return text[-lo:] if keep == "tail" else text[:lo]
+
+
+def _preview(text: str, *, keep: str) -> str:
+    """The first or last OUTPUT_TAIL_LINES lines, at most OUTPUT_TAIL_CHARS characters."""
+    if keep == "tail":
+        end = len(text) - 1 if text.endswith("\n") else len(text)
+        start = 0
+        for _ in range(OUTPUT_TAIL_LINES):
+            newline = text.rfind("\n", 0, end)
+            if newline < 0:
+                start = 0
+                break
+            start, end = newline + 1, newline
+        else:
+            start = end + 1
+        start = max(start, len(text) - OUTPUT_TAIL_CHARS)
+        shown = text[start:]
+    else:
+        end = -1
+        for _ in range(OUTPUT_TAIL_LINES):
+            end = text.find("\n", end + 1)
+            if end < 0:
+                end = len(text)
+                break
+        shown = text[: min(end + 1, OUTPUT_TAIL_CHARS)]
+    return _fit(shown, OUTPUT_TAIL_CHARS, keep=keep)
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """Fragments of the three forms, put together by each renderer."""
+
+    html: str = ""
+    text: str = ""
+    markdown: str = ""
+    shown: str = ""  # the preview itself
+    note: str = ""  # what the preview leaves out
+
+
+def _long_text(text: str, *, done: bool, keep: str, what: str) -> _Parts:
+    """A long text as a bounded preview; when done, the rest folded away in ``<details>``."""
+    if not text:
+        return _Parts()
+    shown = _preview(text, keep=keep)
+    left = text[: len(text) - len(shown)] if keep == "tail" else text[len(shown) :]
+    note = ""
+    if left:
+        where = "earlier" if keep == "tail" else "more"
+        note = f"\u2026 {len(left):,} {where} characters ({_count(left.count(chr(10)), 'line')}) not shown"
+        if done:
+            note += f"; the full text is in {WHERE_FULL}"
+    markup = f'<pre style="{_PRE}">{esc(shown)}</pre>'
+    if note:
+        note_html = f'<div style="{_DIM};{_SMALL}">{esc(note)}</div>'
+        markup = note_html + markup if keep == "tail" else markup + note_html
+    if left and done:
+        full = _fit(text, FULL_OUTPUT_BYTES, keep=keep)
+        dropped = len(text) - len(full)
+        inner = f'<pre style="{_PRE}">{esc(full)}</pre>'
+        if dropped:
+            side = "first" if keep == "tail" else "last"
+            rest = text[:dropped] if keep == "tail" else text[len(full) :]
+            cut_note = (
+                f"\u2026 the {side} {dropped:,} characters ({_count(rest.count(chr(10)), 'line')}) are left out here; "
+                f"the full text is in {WHERE_FULL}"
+            )
+            cut_html = f'<div style="{_DIM};{_SMALL}">{esc(cut_note)}</div>'
+            inner = cut_html + inner if keep == "tail" else inner + cut_html
+        markup += (
+            f'<details><summary style="{_DIM};{_SMALL};cursor:pointer">'
+            f"{esc(what)} ({_count(_lines(text), 'line')})</summary>{inner}</details>"
+        )
+    body = shown.rstrip("\n")
+    plain = "\n".join(p for p in ((note, body) if keep == "tail" else (body, note)) if p)
+    md = _fenced(body)
+    if note:
+        md = f"*{_md_escape(note)}*\n\n{md}" if keep == "tail" else f"{md}\n\n*{_md_escape(note)}*"
+    return _Parts(markup, plain, md, body, note)
+
+
+# -- images and links ---------------------------------------------------------------------------
+
+_IMAGE_TYPES = ("png", "jpeg", "gif", "webp")
+_DATA_URL = re.compile(r"data:image/(png|jpeg|gif|webp);base64,([A-Za-z0-9+/]+={0,2})")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_WEB_URL = re.compile(r"https?://[^\s\"'<>\\`\x00-\x1f\x7f]+", re.IGNORECASE)
+
+
+def _image_src(url: object) -> str | None:
+    """``url`` if it is a ``data:image/(png|jpeg|gif|webp);base64,`` URL with valid base64, else None."""
+    if not isinstance(url, str) or len(url) > MAX_IMAGE_CHARS:
+        return None
+    match = _DATA_URL.fullmatch(url)
+    if match is None or len(match.group(2)) % 4:
+        return None
+    return url
+
+
+def _sniff(data: str) -> str:
+    try:
+        head = base64.b64decode(data[:24])
+    except (binascii.Error, ValueError):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "webp"
+    return "png"
+
+
+def _base64_image(data: object, mime: object = None) -> str | None:
+    """A data URL for base64 image data; the type from ``mime`` or else from the bytes (PNG if unsure)."""
+    if not isinstance(data, str):
+        return None
+    if data.startswith("data:"):
+        return _image_src(data)
+    data = data.replace("\n", "").replace("\r", "")
+    if not data or len(data) > MAX_IMAGE_CHARS or len(data) % 4 or not _BASE64.fullmatch(data):
+        return None
+    if mime is None:
+        kind = _sniff(data)
+    else:
+        kind = _s(mime).lower().removeprefix("image/")
+        kind = "jpeg" if kind == "jpg" else kind
+        if kind not in _IMAGE_TYPES:
+            return None
+    return f"data:image/{kind};base64,{data}"
+
+
+def _img(src: str, alt: str) -> str:
+    return f'<img src="{esc(src)}" alt="{esc(alt)}" style="{_IMG}" />'
+
+
+def _web_url(url: object) -> str | None:
+    if isinstance(url, str) and len(url) <= _LINE_CHARS and _WEB_URL.fullmatch(url):
+        return url
+    return None
+
+
+def _href(url: object) -> str | None:
+    """``url`` if a link may point there: the web, or mail."""
+    if isinstance(url, str) and re.fullmatch(r"mailto:[^\s\"'<>\\`]+", url):
+        return url
+    return _web_url(url)
+
+
+def _link(url: object, label: str | None = None) -> str:
+    safe = _web_url(url)
+    text = label if label is not None else _s(url)
+    if safe is None:
+        return f'<code style="{_CODE}">{esc(_cut(text, _FIELD_BYTES))}</code>'
+    return (
+        f'<a href="{esc(safe)}" target="_blank" rel="noopener noreferrer">'
+        f"{esc(_cut(text, _FIELD_BYTES))}</a>"
+    )
+
+
+# -- Markdown ------------------------------------------------------------------------------------
+
+_markdown: MarkdownIt | None = None
+_MD_STYLES = {
+    "paragraph_open": "margin:0.3em 0",
+    "bullet_list_open": "margin:0.3em 0;padding-left:1.6em",
+    "ordered_list_open": "margin:0.3em 0;padding-left:1.6em",
+    "blockquote_open": (
+        "margin:0.3em 0;padding-left:0.8em;border-left:3px solid var(--jp-border-color2,#d0d7de);opacity:0.85"
+    ),
+    "table_open": "border-collapse:collapse;margin:0.3em 0",
+    "th_open": "border:1px solid var(--jp-border-color2,#d0d7de);padding:2px 6px",
+    "td_open": "border:1px solid var(--jp-border-color2,#d0d7de);padding:2px 6px",
+    "code_inline": "background:var(--jp-layout-color2,#f6f8fa);padding:0 3px;border-radius:3px;"
+    "font-family:var(--jp-code-font-family,monospace);font-size:90%",
+    "heading_open": "margin:0.5em 0 0.25em;font-size:1.1em",
+    "hr": "border:none;border-top:1px solid var(--jp-border-color2,#d0d7de)",
+}
+
+
+def _md_code_block(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    return f'<pre style="{_PRE}"><code>{esc(tokens[idx].content)}</code></pre>\n'
+
+
+def _md_image(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    # Only validated data URLs are inlined: no external resources.
+    token = tokens[idx]
+    src = token.attrGet("src")
+    alt = self.renderInlineAsText(token.children, options, env)
+    if _image_src(src):
+        return _img(str(src), alt)
+    if _web_url(src):
+        return _link(src, "\U0001f5bc " + (alt or str(src)))
+    return esc(alt or src)
+
+
+def _markdown_it() -> MarkdownIt:
+    """The one Markdown parser: CommonMark plus tables and strikethrough, raw HTML escaped."""
+    global _markdown
+    if _markdown is None:
+        from markdown_it import MarkdownIt
+
+        md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+        md.enable(["table", "strikethrough"])
+        # Text is shown as written: "&amp;" stays "&amp;" here as in every other field.
+        md.disable("entity")
+        md.add_render_rule("fence", _md_code_block)
+        md.add_render_rule("code_block", _md_code_block)
+        md.add_render_rule("image", _md_image)
+        _markdown = md
+    return _markdown
+
+
+def _style_tokens(tokens: Iterable[Token]) -> None:
+    for token in tokens:
+        style = _MD_STYLES.get(token.type)
+        if style:
+            old = token.attrGet("style")
+            token.attrSet("style", f"{old};{style}" if old else style)
+        if token.type == "link_open":
+            # markdown-it already refuses javascript: and friends; keep only web and mail links.
+            if _href(token.attrGet("href")) is None:
+                token.attrs.pop("href", None)
+            else:
+                token.attrSet("target", "_blank")
+                token.attrSet("rel", "noopener noreferrer")
+        if token.children:
+            _style_tokens(token.children)
+
+
+def _markdown_parts(text: str) -> tuple[str, str]:
+    """Markdown source to (HTML, safe Markdown); both stay well-formed for partial text."""
+    from markdown_it.tree import SyntaxTreeNode
+
+    md = _markdown_it()
+    tokens = md.parse(text)
+    _style_tokens(tokens)
+    markup = md.renderer.render(tokens, md.options, {})
+    source = "\n".join(_md_blocks(SyntaxTreeNode(tokens).children)).strip("\n")
+    return markup, source
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&|~$])")
+_MD_LINE_MARK = re.compile(r"^( {0,3})([#>+=-])", re.MULTILINE)
+_MD_LINE_NUMBER = re.compile(r"^( {0,3}\d{1,9})([.)])", re.MULTILINE)
+
+
+def _md_lines(text: str) -> str:
+    """Escape what would start a block (heading, quote, list, rule) at the start of a line."""
+    return _MD_LINE_NUMBER.sub(r"\1\\\2", _MD_LINE_MARK.sub(r"\1\\\2", text))
+
+
+def _md_escape(text: str, *, inline: bool = True) -> str:
+    """Plain text for Markdown: nothing in it starts markup, HTML or math.
+
+    ``inline`` text goes mid-line, so only its own line breaks start lines.
+    """
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    if inline:
+        return _md_lines("\x00" + text)[1:]
+    return _md_lines(text)
+
+
+def _md_code(text: str, *, table: bool = False) -> str:
+    body = text.replace("\n", " ")
+    if table:
+        body = body.replace("|", "\\|")
+    ticks = "`" * (max((len(run) for run in re.findall(r"`+", body)), default=0) + 1)
+    if body.startswith("`") or body.endswith("`") or (body.startswith(" ") and body.endswith(" ")):
+        body = f" {body} "
+    return f"{ticks}{body}{ticks}" if body else ""
+
+
+def _fenced(text: str, info: str = "") -> str:
+    if not text:
+        return ""
+    fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence}{info}\n{text}\n{fence}"
+
+
+def _md_url(url: str) -> str:
+    """A link destination: markdown-it has percent-encoded it already, except for parentheses."""
+    for char, code in ((" ", "%20"), ("<", "%3C"), (">", "%3E"), ("\n", "%0A"), ("\\", "%5C")):
+        url = url.replace(char, code)
+    return f"<{url}>" if "(" in url or ")" in url else url
+
+
+def _md_inline(nodes: Sequence[SyntaxTreeNode], *, table: bool = False) -> str:
+    out = []
+    for node in nodes:
+        kind = node.type
+        if kind == "text":
+            out.append(_MD_SPECIAL.sub(r"\\\1", node.content))
+        elif kind == "code_inline":
+            out.append(_md_code(node.content, table=table))
+        elif kind == "softbreak":
+            out.append("\n")
+        elif kind == "hardbreak":
+            out.append("\\\n")
+        elif kind in ("em", "strong", "s"):
+            mark = node.markup or {"em": "*", "strong": "**", "s": "~~"}[kind]
+            out.append(f"{mark}{_md_inline(node.children, table=table)}{mark}")
+        elif kind == "link":
+            inner = _md_inline(node.children, table=table)
+            href = node.attrs.get("href")
+            out.append(f"[{inner}]({_md_url(str(href))})" if _href(href) else inner)
+        elif kind == "image":
+            src = str(node.attrs.get("src", ""))
+            alt = _md_inline(node.children, table=table)
+            if _image_src(src):
+                out.append(f"![{alt}]({src})")
+            elif _web_url(src):
+                out.append(f"[\U0001f5bc {alt}]({_md_url(src)})")
+            else:
+                out.append(alt)
+        else:
+            out.append(_MD_SPECIAL.sub(r"\\\1", node.content) + _md_inline(node.children, table=table))
+    return "".join(out)
+
+
+def _md_inline_of(node: SyntaxTreeNode, *, table: bool = False) -> str:
+    return "".join(_md_inline(child.children, table=table) for child in node.children if child.type == "inline")
+
+
+def _md_blocks(nodes: Sequence[SyntaxTreeNode], *, tight: bool = False) -> list[str]:
+    lines: list[str] = []
+    for node in nodes:
+        block = _md_block(node)
+        if not block:
+            continue
+        if lines and not tight:
+            lines.append("")
+        lines.extend(block)
+    return lines
+
+
+def _md_block(node: SyntaxTreeNode) -> list[str]:
+    kind = node.type
+    if kind == "paragraph":
+        return _md_lines(_md_inline_of(node)).split("\n")
+    if kind == "heading":
+        level = int(node.tag[1:]) if node.tag[1:].isdigit() else 1
+        return ["#" * level + " " + _md_inline_of(node).replace("\\\n", " ").replace("\n", " ")]
+    if kind == "blockquote":
+        return [f"> {line}".rstrip() for line in _md_blocks(node.children)] or [">"]
+    if kind in ("bullet_list", "ordered_list"):
+        return _md_list(node)
+    if kind in ("fence", "code_block"):
+        info = re.sub(r"[^\w+#.-]", "", node.info.split()[0]) if node.info.strip() else ""
+        body = node.content.rstrip("\n")
+        fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", body)), default=0) + 1)
+        return [fence + info, *(body.split("\n") if body else []), fence]
+    if kind == "hr":
+        return ["---"]
+    if kind == "table":
+        return _md_table(node)
+    # Anything else (raw HTML is off, so nothing expected): its text, escaped.
+    return _md_escape(node.content, inline=False).split("\n") if node.content else _md_blocks(node.children)
+
+
+def _md_list(node: SyntaxTreeNode) -> list[str]:
+    ordered = node.type == "ordered_list"
+    items = [child for child in node.children if child.type == "list_item"]
+    tight = all(p.hidden for item in items for p in item.children if p.type == "paragraph")
+    start = node.attrs.get("start", 1)
+    start = start if isinstance(start, int) else 1
+    lines: list[str] = []
+    for number, item in enumerate(items, start):
+        marker = f"{number}{item.markup or '.'}" if ordered else (item.markup or "-")
+        body = _md_blocks(item.children, tight=tight) or [""]
+        pad = " " * (len(marker) + 1)
+        if lines and not tight:
+            lines.append("")
+        lines.append(f"{marker} {body[0]}".rstrip())
+        lines.extend(f"{pad}{line}" if line else "" for line in body[1:])
+    return lines
+
+
+def _md_table(node: SyntaxTreeNode) -> list[str]:
+    rows: list[list[str]] = []
+    aligns: list[str] = []
+    for section in node.children:
+        for row in section.children:
+            cells = []
+            for cell in row.children:
+                cells.append(_md_inline_of(cell, table=True).replace("\\\n", " ").replace("\n", " ") or " ")
+                if not rows:
+                    match = re.search(r"text-align:(\w+)", str(cell.attrs.get("style", "")))
+                    aligns.append(match.group(1) if match else "")
+            rows.append(cells)
+    if not rows:
+        return []
+    marks = {"left": ":--", "center": ":-:", "right": "--:"}
+    lines = ["| " + " | ".join(rows[0]) + " |", "| " + " | ".join(marks.get(a, "---") for a in aligns) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    return lines
+
+
+# -- pieces every card uses -----------------------------------------------------------------------
+
+
+def _badge(label: str, colour: str) -> str:
+    return f'<span style="{_BADGE};background:{colour}">{esc(label)}</span>'
+
+
+def _card(colour: str, inner: str, *, extra: str = "") -> str:
+    return (
+        f'<div style="{_BOX};border-left:3px solid {colour};padding:1px 0 1px 8px;margin:3px 0'
+        f'{";" + extra if extra else ""}">{inner}</div>'
+    )
+
+
+def _label(text: str) -> str:
+    return f'<span style="{_DIM};{_SMALL};font-weight:600">{esc(text)}</span>'
+
+
+def _dim(text: str) -> str:
+    return f'<span style="{_DIM}">{esc(text)}</span>' if text else ""
+
+
+def _status(status: object, mode: str) -> tuple[str, str] | None:
+    """The label and colour of an item's status, or None when it has none."""
+    if mode == "unfinished":
+        return "unfinished", _GREY
+    if mode == "running":
+        return "running", _RUN
+    label = _s(status)
+    if not label:
+        return None
+    label = "in progress" if label == "inProgress" else label
+    return label, _STATUS_COLOUR.get(label, _GREY)
+
+
+def _status_html(state: tuple[str, str] | None) -> str:
+    return f" {_badge(*state)}" if state else ""
+
+
+def _status_text(state: tuple[str, str] | None) -> str:
+    return f"  [{state[0]}]" if state else ""
+
+
+def _status_md(state: tuple[str, str] | None) -> str:
+    return f" \u00b7 *{_md_escape(state[0])}*" if state else ""
+
+
+_CURSOR = '<span style="opacity:0.6">\u258d</span>'
+
+
+def _with_cursor(markup: str) -> str:
+    """Put the streaming cursor at the end of the last paragraph, or after the content."""
+    stripped = markup.rstrip()
+    if stripped.endswith("</p>"):
+        return stripped[: -len("</p>")] + f" {_CURSOR}</p>"
+    return markup + _CURSOR
+
+
+# -- header -------------------------------------------------------------------------------------------
 
 
 def _usage_text(usage: Json | None, turn_tokens: int | None) -> str:
-    if not usage:
+    if not isinstance(usage, dict) or not usage:
         return ""
-    last = usage.get("last") or {}
-    total = usage.get("total") or {}
+    last = _d(usage.get("last"))
+    total = _d(usage.get("total"))
+    last_tokens = _n(last.get("totalTokens")) or 0
     if turn_tokens is not None:
         this = f"{turn_tokens:,} this turn"
     else:
-        this = f"{last.get('totalTokens', 0):,} last request"
-    parts = [f"tokens: {this}, {total.get('totalTokens', 0):,} thread"]
-    window = usage.get("modelContextWindow")
+        this = f"{last_tokens:,} last request"
+    parts = [f"tokens: {this}, {_n(total.get('totalTokens')) or 0:,} thread"]
+    window = _n(usage.get("modelContextWindow"))
     if window:
         # What the last request put in the window is what the window holds now.
-        parts.append(f"context {100 * last.get('totalTokens', 0) / window:.0f}% of {window:,}")
+        parts.append(f"context {100 * last_tokens / window:.0f}% of {window:,}")
     return " \u00b7 ".join(parts)
 
 
@@ -87,8 +707,8 @@ def render_header(
     error: str | None = None,
     retry: str | None = None,
 ) -> Rendered:
-    """The status line: status, elapsed time, model, sandbox, thread, tokens, error."""
-    colour, label = _STATUS_STYLE.get(status, ("#57606a", status))
+    """The status line: status, elapsed time, model, sandbox, thread, tokens, retry, error."""
+    colour, label = _STATUS_STYLE.get(status, (_GREY, status))
     facts = [f"{elapsed:.1f} s"]
     if info.model:
         facts.append(info.model)
@@ -99,130 +719,767 @@ def render_header(
     usage_text = _usage_text(usage, turn_tokens)
     if usage_text:
         facts.append(usage_text)
-    text = f"[codex] {label} \u00b7 " + " \u00b7 ".join(facts)
+    joined = " \u00b7 ".join(facts)
+    text = f"[codex] {label} \u00b7 {joined}"
     markup = (
         f'<div style="{_BOX}"><b style="color:{colour}">{esc(label)}</b> '
-        f'<span style="{_DIM}">\u00b7 {esc(" · ".join(facts))}</span>'
+        f'<span style="{_DIM}">\u00b7 {esc(joined)}</span>'
     )
+    md = f"**{_md_escape(label)}** \u00b7 {_md_escape(joined)}"
     if retry and status == "running":
-        text += f"\n  {retry}"
-        markup += f'<div style="color:#9a6700">\u21bb {esc(retry)}</div>'
+        text += f"\n  retrying: {retry}"
+        markup += f'<div style="color:{_WARN}">\u21bb retrying: {esc(retry)}</div>'
+        md += f"  \n\u21bb retrying: {_md_escape(_one_line(retry, 1000))}"
     if error:
         text += f"\n  error: {error}"
-        markup += f'<div style="color:#cf222e;font-weight:bold">{esc(error)}</div>'
-    return Rendered(markup + "</div>", text)
-
-
-def _agent_message(item: Json, running: bool) -> Rendered:
-    body = item.get("text") or ""
-    commentary = item.get("phase") == "commentary"
-    style = _DIM if commentary else ""
-    cursor = " \u258d" if running else ""
-    return Rendered(
-        f'<div style="{_BOX};white-space:pre-wrap;{style}">{esc(body)}{cursor}</div>',
-        body,
-    )
-
-
-def _command(item: Json, running: bool) -> Rendered:
-    command = item.get("command") or ""
-    output = item.get("aggregatedOutput") or ""
-    code = item.get("exitCode")
-    status = item.get("status")
-    if running:
-        badge, colour = "running", "#1f6feb"
-    elif status == "declined":
-        badge, colour = "declined", "#9a6700"
-    elif code is None:
-        badge, colour = str(status or "ended"), "#57606a"
-    else:
-        badge, colour = f"exit {code}", "#1a7f37" if code == 0 else "#cf222e"
-    duration = item.get("durationMs")
-    when = f" \u00b7 {duration / 1000:.2f} s" if isinstance(duration, (int, float)) else ""
-    cwd = item.get("cwd") or ""
-    markup = (
-        f'<div style="{_BOX}"><code>$ {esc(command)}</code> '
-        f'<span style="color:{colour};font-weight:bold">[{esc(badge)}]</span>'
-        f'<span style="{_DIM}">{esc(when)} {esc(cwd)}</span>'
-    )
-    if output:
-        markup += f'<pre style="{_PRE}">{esc(_tail(output))}</pre>'
-    text = f"$ {command}  [{badge}]{when}"
-    if output:
-        text += "\n" + _tail(output).rstrip("\n")
-    return Rendered(markup + "</div>", text)
-
-
-def _reasoning(item: Json, running: bool) -> Rendered:
-    summary = "\n\n".join(part for part in item.get("summary") or [] if part)
-    if not summary:
-        return Rendered("", "")
-    return Rendered(
-        f'<details style="{_BOX};{_DIM}"><summary>thinking</summary>'
-        f'<div style="white-space:pre-wrap">{esc(summary)}</div></details>',
-        f"(thinking) {summary}",
-    )
-
-
-def _file_change(item: Json, running: bool) -> Rendered:
-    parts_html, parts_text = [], []
-    for change in item.get("changes") or []:
-        kind = (change.get("kind") or {}).get("type", "update")
-        path = change.get("path", "")
-        parts_text.append(f"{kind} {path}\n{change.get('diff') or ''}".rstrip())
-        parts_html.append(
-            f'<div><b>{esc(kind)}</b> <code>{esc(path)}</code>'
-            f'<pre style="{_PRE}">{esc(change.get("diff") or "")}</pre></div>'
+        markup += (
+            f'<div style="color:{_ERR};font-weight:bold;margin-top:2px;padding:2px 8px;'
+            f'border-left:3px solid {_ERR};background:rgba(207,34,46,0.08)">'
+            f'\u2716 error: <span style="white-space:pre-wrap">{esc(error)}</span></div>'
         )
-    status = item.get("status") or ("running" if running else "")
+        md += f"\n\n> **error:** {_md_escape(_one_line(error, 4000))}"
+    return Rendered(markup + "</div>", text, md)
+
+
+# -- item kinds -----------------------------------------------------------------------------------------
+
+# Each renderer gets the wire dict and a mode: "running", "done" or "unfinished"
+# (still in flight when the turn ended).
+_Renderer = Callable[[Json, str], Rendered]
+
+
+def _unfinished_note(mode: str) -> tuple[str, str, str]:
+    if mode != "unfinished":
+        return "", "", ""
+    return f" {_badge('unfinished', _GREY)}", " [unfinished]", "\n\n*(unfinished)*"
+
+
+def _agent_message(item: Json, mode: str) -> Rendered:
+    body = _s(item.get("text"))
+    commentary = item.get("phase") == "commentary"
+    markup, md = _markdown_parts(body)
+    if mode == "running":
+        markup = _with_cursor(markup)
+    mark_html, mark_text, mark_md = _unfinished_note(mode)
+    if commentary:
+        inner = f"{_label('commentary')}{mark_html}{markup}"
+        html_out = _card(_C_MUTED, inner, extra=f"{_DIM};font-size:12px")
+        text = f"(commentary) {body}"
+        md = "*commentary*\n\n" + "\n".join(f"> {line}".rstrip() for line in md.split("\n")) if md else ""
+    else:
+        html_out = _card(_C_ANSWER, (mark_html and f"<div>{mark_html}</div>") + markup)
+        text = body
+    if not body and mode == "done":
+        return _EMPTY
+    return Rendered(html_out, text + mark_text, (md + mark_md).strip("\n"))
+
+
+def _reasoning(item: Json, mode: str) -> Rendered:
+    summary = [_s(part) for part in _l(item.get("summary")) if _s(part)]
+    raw = [_s(part) for part in _l(item.get("content")) if _s(part)]
+    source = "\n\n".join(summary) if summary else "\n\n".join(raw)
+    mark_html, mark_text, mark_md = _unfinished_note(mode)
+    if not source:
+        if mode != "running":
+            return _EMPTY
+        markup = _card(_C_THINK, f'<span style="{_DIM}">thinking\u2026</span>')
+        return Rendered(markup, "(thinking\u2026)", "*thinking\u2026*")
+    what = "thinking" if summary else "thinking (raw)"
+    gist = _one_line(source.replace("*", "").replace("#", ""), 80)
+    markup, md = _markdown_parts(source)
+    if mode == "running":
+        markup = _with_cursor(markup)
+    if mode != "running" and "\n" not in source and gist == source:
+        # A short summary is whole in the one line: nothing to unfold.
+        inner = f"<div>{esc(what)} \u00b7 {esc(gist)}{mark_html}</div>"
+    else:
+        inner = (
+            f'<details><summary style="cursor:pointer">{esc(what)} \u00b7 {esc(gist)}{mark_html}</summary>'
+            f"<div>{markup}</div></details>"
+        )
+    quoted = "\n".join(f"> {line}".rstrip() for line in md.split("\n"))
     return Rendered(
-        f'<div style="{_BOX}"><span style="{_DIM}">file change \u00b7 {esc(status)}</span>'
-        + "".join(parts_html)
-        + "</div>",
-        "\n".join(parts_text),
+        _card(_C_THINK, inner, extra=_DIM),
+        f"({what}) {source}{mark_text}",
+        f"*{what}*\n\n{quoted}{mark_md}",
     )
 
 
-def _generic(item: Json, running: bool) -> Rendered:
-    kind = item.get("type", "item")
+def _command_badge(item: Json, mode: str) -> tuple[str, str]:
+    code = item.get("exitCode")
+    status = _s(item.get("status"))
+    if mode == "unfinished":
+        return "unfinished", _GREY
+    if mode == "running":
+        return "running", _RUN
+    if status == "declined":
+        return "declined", _WARN
+    if isinstance(code, int) and not isinstance(code, bool):
+        return f"exit {code}", _OK if code == 0 else _ERR
+    if status == "inProgress":
+        return "in progress", _RUN
+    return (status or "ended"), (_ERR if status == "failed" else _GREY)
+
+
+_SHELLS = ("bash", "sh", "zsh", "dash")
+
+
+def shown_command(command: str) -> str:
+    """The command as the model wrote it: without the ``bash -lc '...'`` Codex wraps it in."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    if len(words) == 3 and os.path.basename(words[0]) in _SHELLS and words[1] in ("-c", "-lc"):
+        return words[2]
+    return command
+
+
+def _command(item: Json, mode: str) -> Rendered:
+    command = shown_command(_s(item.get("command")))
+    cwd = _s(item.get("cwd"))
+    output = _s(item.get("aggregatedOutput"))
+    badge, colour = _command_badge(item, mode)
+    duration = _duration(item.get("durationMs"))
+    when = f" \u00b7 {duration}" if duration else ""
+    shown = _fit(command, _COMMAND_BYTES, keep="head")
+    more = f" \u2026 (+{len(command) - len(shown):,} characters)" if len(shown) < len(command) else ""
+    place = _fit(cwd, _FIELD_BYTES, keep="tail")
+    place = place if place == cwd else "\u2026" + place
+    where = f" \u00b7 {place}" if place else ""
+    head = (
+        f'<div><code style="{_CODE}">$ {esc(shown)}</code>{_dim(more)} {_badge(badge, colour)}'
+        f'<span style="{_DIM};{_SMALL}">{esc(when)}{esc(where)}</span></div>'
+    )
+    block = _long_text(output, done=mode == "done", keep="tail", what="all output")
+    text = f"$ {_cut(command, 1000)}  [{badge}]{when}" + (f"\n{block.text}" if block.text else "")
+    facts = " \u00b7 ".join(p for p in (_md_code(badge), duration, _md_code(_cut(cwd, _FIELD_BYTES))) if p)
+    console = f"$ {_cut(command, 1000)}" + (f"\n{block.shown}" if block.shown else "")
+    md = f"{facts}\n\n" + (f"*{_md_escape(block.note)}*\n\n" if block.note else "") + _fenced(console, "console")
+    return Rendered(_card(colour, head + block.html), text, md)
+
+
+_DIFF_HEADERS = (
+    "diff --git ", "index ", "new file mode", "deleted file mode", "similarity index",
+    "rename from", "rename to", "old mode", "new mode", "Binary files",
+)  # fmt: skip
+
+
+def _diff_like(text: str) -> bool:
+    lines = [line for line in text.split("\n") if line]
+    if any(line.startswith(("@@", "diff --git ", "--- ", "+++ ")) for line in lines):
+        return True
+    return bool(lines) and all(line[0] in "+- \\" for line in lines)
+
+
+def _diff_class(lines: list[str], index: int) -> str:
+    line = lines[index]
+    if line.startswith(_DIFF_HEADERS):
+        return "head"
+    if line.startswith("--- ") and index + 1 < len(lines) and lines[index + 1].startswith("+++ "):
+        return "head"
+    if line.startswith("+++ ") and index > 0 and lines[index - 1].startswith("--- "):
+        return "head"
+    if line.startswith("@@"):
+        return "hunk"
+    if line.startswith("+"):
+        return "add"
+    if line.startswith("-"):
+        return "del"
+    if line.startswith("\\"):
+        return "note"
+    return ""
+
+
+_DIFF_STYLE = {"head": _HEAD, "hunk": _HUNK, "add": _ADD_BG, "del": _DEL_BG, "note": "opacity:0.6"}
+
+
+def _diff_stats(lines: list[str]) -> tuple[int, int]:
+    """Added and removed lines (the same rule as ``_diff_class``, in one fast pass)."""
+    added = removed = 0
+    previous = ""
+    for line in lines:
+        if line.startswith("+"):
+            if line.startswith("+++ ") and previous.startswith("--- "):
+                removed -= 1  # a file header pair, not a change
+            else:
+                added += 1
+        elif line.startswith("-"):
+            removed += 1
+        previous = line
+    return added, removed
+
+
+def _diff_html(lines: list[str], budget: int) -> tuple[str, int]:
+    """Coloured diff lines within ``budget`` bytes; returns the HTML and how many lines it holds."""
+    out: list[str] = []
+    used = 0
+    for index, line in enumerate(lines):
+        shown = _cut(line, _LINE_CHARS)
+        style = _DIFF_STYLE.get(_diff_class(lines, index))
+        piece = f'<span style="{style}">{esc(shown)}</span>\n' if style and shown else esc(shown) + "\n"
+        size = len(piece.encode("utf-8", "replace"))
+        if used + size > budget:
+            return "".join(out), index
+        out.append(piece)
+        used += size
+    return "".join(out), len(lines)
+
+
+def _diff_lines(diff: str, kind: str) -> list[str]:
+    text = diff.rstrip("\n")
+    if not text:
+        return []
+    lines = text.split("\n")
+    if kind in ("add", "delete") and not _diff_like(text):
+        # Added and deleted files carry their content, not a diff.
+        sign = "+" if kind == "add" else "-"
+        lines = [sign + line for line in lines]
+    return lines
+
+
+@dataclass
+class _Budget:
+    """What is left to spend on one item's diffs: bytes of HTML, lines of text."""
+
+    html: int = DIFF_BYTES
+    lines: int = DIFF_TEXT_LINES
+
+
+def _diff_parts(lines: list[str], budget: _Budget) -> tuple[str, str, str]:
+    """(HTML, text, Markdown) of diff lines, spending from ``budget``."""
+    if not lines:
+        return "", "", ""
+    body, held = _diff_html(lines, budget.html)
+    markup = f'<pre style="{_PRE}">{body}</pre>' if held else ""
+    if held < len(lines):
+        note = f"\u2026 {len(lines) - held:,} more lines not shown; the full diff is in {WHERE_FULL}"
+        markup += f'<div style="{_DIM};{_SMALL}">{esc(note)}</div>'
+    budget.html = max(0, budget.html - len(markup.encode("utf-8", "replace")))
+    kept = min(len(lines), budget.lines)
+    budget.lines -= kept
+    text = "\n".join(_cut(line, _LINE_CHARS) for line in lines[:kept])
+    md = _fenced(text, "diff")
+    if kept < len(lines):
+        note = f"\u2026 {len(lines) - kept:,} more lines; the full diff is in {WHERE_FULL}"
+        text += ("\n" if text else "") + note
+        md += ("\n\n" if md else "") + f"*{_md_escape(note)}*"
+    return markup, text, md
+
+
+_KIND_COLOUR = {"add": _OK, "delete": _ERR, "update": _C_FILE, "move": _C_PLAN}
+
+
+@dataclass(frozen=True)
+class _FileDiff:
+    label: str  # add, delete, update or move
+    where: str  # the path, or "old \u2192 new"
+    lines: list[str]
+    added: int
+    removed: int
+
+
+def _file_diff(change: object) -> _FileDiff:
+    change = change if isinstance(change, dict) else {"path": _s(change)}
+    raw_kind = change.get("kind")
+    kind_info = raw_kind if isinstance(raw_kind, dict) else {"type": raw_kind}
+    kind = _s(kind_info.get("type")) or "update"
+    path = _s(change.get("path"))
+    move = _s(kind_info.get("move_path") or kind_info.get("movePath"))
+    lines = _diff_lines(_s(change.get("diff")), kind)
+    added, removed = _diff_stats(lines)
+    label = "move" if kind == "update" and move else kind
+    return _FileDiff(label, f"{path} \u2192 {move}" if move else path, lines, added, removed)
+
+
+def _file_change(item: Json, mode: str) -> Rendered:
+    files = [_file_diff(change) for change in _l(item.get("changes"))]
+    state = _status(item.get("status"), mode)
+    added, removed = sum(f.added for f in files), sum(f.removed for f in files)
+    summary = _count(len(files), "file") + (f" \u00b7 +{added:,} \u2212{removed:,}" if added or removed else "")
+    parts_html = [f"<div>{_label('file change')} {_dim(summary)}{_status_html(state)}</div>"]
+    parts_text = [f"[file change] {summary}{_status_text(state)}"]
+    parts_md = [f"**file change** \u00b7 {summary}{_status_md(state)}"]
+    budget = _Budget()
+    for number, file in enumerate(files):
+        if budget.html <= 0 or budget.lines <= 0:
+            note = f"\u2026 {_count(len(files) - number, 'more file')}; the full diff is in {WHERE_FULL}"
+            parts_html.append(f'<div style="{_DIM};{_SMALL}">{esc(note)}</div>')
+            parts_text.append(note)
+            parts_md.append(f"*{_md_escape(note)}*")
+            break
+        counts = ""
+        if file.added or file.removed:
+            counts = (
+                f'<span style="color:{_OK}">+{file.added}</span> '
+                f'<span style="color:{_ERR}">\u2212{file.removed}</span>'
+            )
+        header = (
+            f'<div style="margin-top:3px">{_badge(file.label, _KIND_COLOUR.get(file.label, _GREY))} '
+            f'<code style="{_CODE}">{esc(_cut(file.where, 1000))}</code> {counts}</div>'
+        )
+        budget.html -= len(header.encode("utf-8", "replace"))
+        diff_html, diff_text, diff_md = _diff_parts(file.lines, budget)
+        parts_html.append(header + diff_html)
+        parts_text.append(f"{file.label} {file.where}" + (f"\n{diff_text}" if diff_text else ""))
+        md = f"{_md_escape(file.label, inline=False)} {_md_code(file.where)}"
+        md += f" (+{file.added} \u2212{file.removed})" if file.added or file.removed else ""
+        parts_md.append(md + (f"\n\n{diff_md}" if diff_md else ""))
+    return Rendered(_card(_C_FILE, "".join(parts_html)), "\n".join(parts_text), "\n\n".join(parts_md))
+
+
+def _plan_item(item: Json, mode: str) -> Rendered:
+    body = _s(item.get("text"))
+    markup, md = _markdown_parts(body)
+    if mode == "running":
+        markup = _with_cursor(markup)
+    mark_html, mark_text, mark_md = _unfinished_note(mode)
+    return Rendered(
+        _card(_C_PLAN, f"<div>{_label('plan')}{mark_html}</div>{markup}"),
+        f"(plan)\n{body}{mark_text}",
+        f"**plan**\n\n{md}{mark_md}".strip("\n"),
+    )
+
+
+@dataclass(frozen=True)
+class _ToolOutput:
+    texts: list[str]
+    images: list[str]
+    notes: list[str]
+
+
+def _mcp_output(result: Json) -> _ToolOutput:
+    texts, images, notes = [], [], []
+    for content in _l(result.get("content")):
+        content = _d(content)
+        kind = _s(content.get("type"))
+        if kind == "text":
+            texts.append(_s(content.get("text")))
+        elif kind == "image":
+            src = _base64_image(content.get("data"), content.get("mimeType"))
+            if src:
+                images.append(src)
+            else:
+                notes.append(f"[{_s(content.get('mimeType')) or 'image'} not shown]")
+        elif kind == "resource":
+            resource = _d(content.get("resource"))
+            if isinstance(resource.get("text"), str):
+                texts.append(resource["text"])
+            else:
+                notes.append(f"[resource {_s(resource.get('uri'))}]")
+        elif kind == "resource_link":
+            notes.append(f"[resource {_s(content.get('name') or content.get('uri'))}: {_s(content.get('uri'))}]")
+        else:
+            notes.append(f"[{kind or 'content'}]")
+    if not texts and result.get("structuredContent") is not None:
+        texts.append(json.dumps(result["structuredContent"], ensure_ascii=False, indent=2, default=str))
+    return _ToolOutput(texts, images, notes)
+
+
+def _dynamic_output(items: list[Any]) -> _ToolOutput:
+    texts, images, notes = [], [], []
+    for content in items:
+        content = _d(content)
+        kind = _s(content.get("type"))
+        if kind in ("inputText", "input_text", "text"):
+            texts.append(_s(content.get("text")))
+        elif kind in ("inputImage", "input_image"):
+            src = _image_src(content.get("imageUrl") or content.get("image_url"))
+            if src:
+                images.append(src)
+            else:
+                notes.append("[image not shown]")
+        else:
+            notes.append(f"[{kind or 'content'}]")
+    return _ToolOutput(texts, images, notes)
+
+
+def _tool_call(
+    *, name: str, arguments: object, state: tuple[str, str] | None, duration: object,
+    output: _ToolOutput, error: str, mode: str, what: str,
+) -> Rendered:
+    args = arguments if isinstance(arguments, str) else ("" if arguments is None else _json(arguments))
+    call = f"{name}({_cut(args, _ARGS_CHARS)})"
+    when = _duration(duration)
+    colour = _ERR if error else _C_TOOL
+    head = (
+        f'<div>{_label(what)} <code style="{_CODE}">{esc(call)}</code>{_status_html(state)}'
+        f'{(" " + _dim(when)) if when else ""}</div>'
+    )
+    result = "\n".join(t for t in output.texts if t)
+    block = _long_text(result, done=mode == "done", keep="head", what="whole result")
+    images = "".join(_img(src, f"{name} image") for src in output.images[:_MAX_IMAGES])
+    notes = "".join(f'<div style="{_DIM};{_SMALL}">{esc(_cut(n, _FIELD_BYTES))}</div>' for n in output.notes[:10])
+    failure = f'<div style="color:{_ERR};white-space:pre-wrap">\u2716 {esc(_cut(error, 4000))}</div>' if error else ""
+    after = f" \u00b7 {when}" if when else ""
+    text_parts = [block.text, *output.notes[:10]]
+    md_parts = [block.markdown, *(f"![{_md_escape(name)}]({src})" for src in output.images[:_MAX_IMAGES])]
+    if output.images:
+        text_parts.append(f"[{_count(len(output.images), 'image')}]")
+    if error:
+        text_parts.append(f"error: {_cut(error, 4000)}")
+        md_parts.append(f"> **error:** {_md_escape(_one_line(error, 4000))}")
+    text = f"\u2192 {call}{_status_text(state)}{after}" + "".join(f"\n{p}" for p in text_parts if p)
+    md = f"**{_md_escape(what)}** {_md_code(call)}{_status_md(state)}{after}"
+    md += "".join(f"\n\n{p}" for p in md_parts if p)
+    return Rendered(_card(colour, head + block.html + images + notes + failure), text, md)
+
+
+def _mcp_tool_call(item: Json, mode: str) -> Rendered:
+    name = ".".join(p for p in (_s(item.get("server")), _s(item.get("tool"))) if p) or "tool"
+    error = item.get("error")
+    return _tool_call(
+        name=name,
+        arguments=item.get("arguments"),
+        state=_status(item.get("status"), mode),
+        duration=item.get("durationMs"),
+        output=_mcp_output(_d(item.get("result"))),
+        error=_s(error.get("message")) if isinstance(error, dict) else _s(error),
+        mode=mode,
+        what="MCP tool",
+    )
+
+
+def _dynamic_tool_call(item: Json, mode: str) -> Rendered:
+    name = ".".join(p for p in (_s(item.get("namespace")), _s(item.get("tool"))) if p) or "tool"
+    status = item.get("status")
+    failed = item.get("success") is False
+    if failed and mode == "done" and _s(status) in ("", "completed"):
+        status = "failed"
+    output = _dynamic_output(_l(item.get("contentItems")))
+    return _tool_call(
+        name=name,
+        arguments=item.get("arguments"),
+        state=_status(status, mode),
+        duration=item.get("durationMs"),
+        output=output,
+        error="the tool reported failure" if failed and not output.texts else "",
+        mode=mode,
+        what="tool",
+    )
+
+
+def _agents_summary(states: object) -> str:
+    counts = Counter(_s(_d(v).get("status")) or "unknown" for v in _d(states).values())
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+def _sub_agent(parts: list[str], state: tuple[str, str] | None, mode: str) -> Rendered:
+    line = _cut(" \u00b7 ".join(p for p in parts if p), 1000)
+    return Rendered(
+        _card(_C_AGENT, f"<div>{_label('sub-agent')} {esc(line)}{_status_html(state)}</div>"),
+        f"[sub-agent] {line}{_status_text(state)}",
+        f"**sub-agent** {_md_escape(line)}{_status_md(state)}",
+    )
+
+
+def _collab_agent_tool_call(item: Json, mode: str) -> Rendered:
+    prompt = _one_line(_s(item.get("prompt")), 120)
+    receivers = ", ".join(_s(r)[:8] for r in _l(item.get("receiverThreadIds")) if _s(r))
+    agents = _agents_summary(item.get("agentsStates"))
+    parts = [
+        _s(item.get("tool")),
+        f"\u201c{prompt}\u201d" if prompt else "",
+        _s(item.get("model")),
+        f"\u2192 {receivers}" if receivers else "",
+        f"agents: {agents}" if agents else "",
+    ]
+    return _sub_agent(parts, _status(item.get("status"), mode), mode)
+
+
+def _sub_agent_activity(item: Json, mode: str) -> Rendered:
+    path = _s(item.get("agentPath")) or _s(item.get("agentThreadId"))[:8]
+    parts = [f"{path} {_s(item.get('kind'))}".strip(), _s(item.get("model")), _s(item.get("reasoningEffort"))]
+    return _sub_agent(parts, _status(None, mode), mode)
+
+
+def _web_search(item: Json, mode: str) -> Rendered:
+    action = _d(item.get("action"))
+    kind = _s(action.get("type")).replace("_", "").lower()
+    query = _s(action.get("query")) or _s(item.get("query")) or ", ".join(_s(q) for q in _l(action.get("queries")))
+    url = _s(action.get("url"))
+    running = mode == "running"
+    if kind == "openpage":
+        verb, markup, plain = ("opening" if running else "opened"), _link(url), url
+    elif kind == "findinpage":
+        pattern = _s(action.get("pattern"))
+        verb = "searching for" if running else "searched for"
+        markup = f"\u201c{esc(_cut(pattern, _FIELD_BYTES))}\u201d in {_link(url)}"
+        plain = f"\u201c{pattern}\u201d in {url}"
+    else:
+        verb = "searching" if running else "searched"
+        markup, plain = f"\u201c{esc(_cut(query, _FIELD_BYTES))}\u201d", f"\u201c{query}\u201d"
+    results = [_d(r) for r in _l(item.get("results"))]
+    listed = [f"<li>{_link(r.get('url'), _s(r.get('title')) or _s(r.get('url')))}</li>" for r in results[:5]]
+    more = f'<div style="{_DIM};{_SMALL}">{len(results)} results</div>' if results else ""
+    if listed:
+        more += f'<ul style="margin:0;padding-left:1.6em">{"".join(listed)}</ul>'
+    mark_html, mark_text, mark_md = _unfinished_note(mode)
+    ellipsis = "\u2026" if running else ""
+    return Rendered(
+        _card(_C_WEB, f"<div>{_label('web')} {esc(verb)} {markup}{ellipsis}{mark_html}</div>{more}"),
+        f"[web] {verb}: {_cut(plain, 1000)}{mark_text}",
+        f"**web** {_md_escape(verb)} {_md_escape(_cut(plain, 1000))}{mark_md}",
+    )
+
+
+def _image_view(item: Json, mode: str) -> Rendered:
+    path = _s(item.get("path"))
+    src = _image_src(item.get("dataUrl"))
+    name = path.rsplit("/", 1)[-1] or "image"
+    markup = f'<div>{_label("image")} <code style="{_CODE}">{esc(_cut(path, 1000))}</code></div>'
+    if src:
+        markup += _img(src, name)
+    md = f"**image** {_md_code(path)}" + (f"\n\n![{_md_escape(name)}]({src})" if src else "")
+    return Rendered(_card(_C_IMAGE, markup), f"[image] {path}", md)
+
+
+def _image_generation(item: Json, mode: str) -> Rendered:
+    prompt = _s(item.get("revisedPrompt"))
+    saved = _s(item.get("savedPath"))
+    failure = item.get("failure")
+    failure_text = ""
+    if failure:
+        info = _d(failure)
+        failure_text = _s(info.get("type")) or _s(failure)
+        if info.get("limitId"):
+            failure_text += f" (limit {_s(info.get('limitId'))})"
+    src = _base64_image(item.get("result"))
+    state = _status("failed" if failure_text and mode == "done" else item.get("status"), mode)
+    markup = f"<div>{_label('image generation')}{_status_html(state)}</div>"
+    if prompt:
+        markup += f'<div style="{_DIM};font-style:italic">{esc(_cut(prompt, 2000))}</div>'
+    if src:
+        markup += _img(src, prompt or "generated image")
+    if failure_text:
+        markup += f'<div style="color:{_ERR}">\u2716 {esc(failure_text)}</div>'
+    if saved:
+        markup += f'<div style="{_DIM};{_SMALL}">saved to <code style="{_CODE}">{esc(_cut(saved, 1000))}</code></div>'
+    text = f"[image generation] {prompt}".rstrip() + (f" \u2192 {saved}" if saved else "") + _status_text(state)
+    text += f"\nfailed: {failure_text}" if failure_text else ""
+    md = f"**image generation**{_status_md(state)}"
+    md += f"\n\n*{_md_escape(_one_line(prompt, 2000))}*" if prompt else ""
+    md += (f"\n\n![generated image]({src})" if src else "") + (f"\n\nsaved to {_md_code(saved)}" if saved else "")
+    md += f"\n\n> **failed:** {_md_escape(failure_text)}" if failure_text else ""
+    return Rendered(_card(_C_IMAGE, markup), text, md)
+
+
+def _entered_review(item: Json, mode: str) -> Rendered:
+    review = _s(item.get("review"))
+    return Rendered(
+        _card(
+            _C_REVIEW,
+            f"<div>{_label('review')} <b>review started</b>: {esc(_cut(review, 2000))}</div>",
+            extra="background:rgba(188,76,0,0.06)",
+        ),
+        f"[review] started: {review}",
+        f"**review started:** {_md_escape(_one_line(review, 2000))}",
+    )
+
+
+def _exited_review(item: Json, mode: str) -> Rendered:
+    review = _s(item.get("review"))
+    markup, md = _markdown_parts(review)
+    return Rendered(
+        _card(_C_REVIEW, f"<div>{_label('review')}</div>{markup}"),
+        f"[review]\n{review}",
+        f"**review**\n\n{md}".strip("\n"),
+    )
+
+
+def _context_compaction(item: Json, mode: str) -> Rendered:
+    label = "compacting context\u2026" if mode == "running" else "context compacted"
+    rule = f'<span style="flex:1;border-top:1px dashed {_C_MUTED}"></span>'
+    return Rendered(
+        f'<div style="{_BOX};{_DIM};{_SMALL};display:flex;align-items:center;gap:8px;margin:6px 0">'
+        f"{rule}{esc(label)}{rule}</div>",
+        f"\u2500\u2500 {label} \u2500\u2500",
+        f"*\u2014 {label} \u2014*",
+    )
+
+
+def _sleep(item: Json, mode: str) -> Rendered:
+    label = f"{'waited' if mode == 'done' else 'waiting'} {_seconds(item.get('durationMs'))}"
+    mark_html, mark_text, mark_md = _unfinished_note(mode)
+    return Rendered(
+        f'<div style="{_BOX};{_DIM}">\u23f3 {esc(label)}{mark_html}</div>',
+        f"[sleep] {label}{mark_text}",
+        f"*\u23f3 {label}*{mark_md}",
+    )
+
+
+def _folded(colour: str, title: str, body: str, images: Sequence[str] = ()) -> tuple[str, str]:
+    """A collapsed note: HTML and Markdown."""
+    block = _long_text(body, done=True, keep="head", what="all of it")
+    pictures = "".join(_img(src, title) for src in images[:_MAX_IMAGES])
+    markup = _card(
+        colour,
+        f'<details><summary style="cursor:pointer;{_DIM}">{esc(title)}</summary>{block.html}{pictures}</details>',
+    )
+    md = f"*{_md_escape(title)}*" + (f"\n\n{block.markdown}" if block.markdown else "")
+    md += "".join(f"\n\n![{_md_escape(title)}]({src})" for src in images[:_MAX_IMAGES])
+    return markup, md
+
+
+def _hook_prompt(item: Json, mode: str) -> Rendered:
+    body = "\n\n".join(_s(_d(f).get("text")) for f in _l(item.get("fragments")) if _s(_d(f).get("text")))
+    title = f"hook prompt \u00b7 {_one_line(body, 80)}" if body else "hook prompt"
+    markup, md = _folded(_C_MUTED, title, body)
+    return Rendered(markup, f"[hook] {_cut(body, 1000)}".rstrip(), md)
+
+
+def _function_call_output(item: Json, mode: str) -> Rendered:
+    name = ".".join(p for p in (_s(item.get("namespace")), _s(item.get("name"))) if p) or "function"
+    raw = item.get("output")
+    if isinstance(raw, list):
+        output = _dynamic_output(raw)
+        body = "\n".join(t for t in output.texts if t)
+        images = output.images
+    else:
+        body, images = _s(raw), []
+    title = f"output of {name} ({len(body):,} characters)"
+    markup, md = _folded(_C_TOOL, title, body, images)
+    return Rendered(markup, f"[function output] {name}: {_cut(_one_line(body, 1000), 1000)}", md)
+
+
+def _generic(item: Json, mode: str) -> Rendered:
+    kind = _s(item.get("type")) or "item"
     fields = {k: v for k, v in item.items() if k not in ("type", "id") and v not in (None, [], {}, "")}
-    summary = ", ".join(f"{k}={v!r}"[:200] for k, v in fields.items())
+    shown = list(fields.items())[:30]
+    summary = ", ".join(f"{k}={_cut(v, 400) if isinstance(v, str) else v!r}"[:200] for k, v in shown)
+    mark_html, mark_text, mark_md = _unfinished_note(mode)
     return Rendered(
-        f'<div style="{_BOX};{_DIM}"><b>{esc(kind)}</b> {esc(summary)}</div>',
-        f"[{kind}] {summary}",
+        _card(_C_MUTED, f"<b>{esc(kind)}</b> {esc(summary)}{mark_html}", extra=_DIM),
+        f"[{kind}] {summary}{mark_text}",
+        f"**{_md_escape(kind)}** {_md_escape(summary)}{mark_md}",
     )
 
 
-def _hidden(item: Json, running: bool) -> Rendered:
-    return Rendered("", "")
+def _hidden(item: Json, mode: str) -> Rendered:
+    return _EMPTY
 
 
-_RENDERERS: dict[str, Callable[[Json, bool], Rendered]] = {
-    "agentMessage": _agent_message,
-    "commandExecution": _command,
-    "reasoning": _reasoning,
-    "fileChange": _file_change,
+_RENDERERS: dict[str, _Renderer] = {
     "userMessage": _hidden,
+    "hookPrompt": _hook_prompt,
+    "agentMessage": _agent_message,
+    "functionCallOutput": _function_call_output,
+    "plan": _plan_item,
+    "reasoning": _reasoning,
+    "commandExecution": _command,
+    "fileChange": _file_change,
+    "mcpToolCall": _mcp_tool_call,
+    "dynamicToolCall": _dynamic_tool_call,
+    "collabAgentToolCall": _collab_agent_tool_call,
+    "subAgentActivity": _sub_agent_activity,
+    "webSearch": _web_search,
+    "imageView": _image_view,
+    "sleep": _sleep,
+    "imageGeneration": _image_generation,
+    "enteredReviewMode": _entered_review,
+    "exitedReviewMode": _exited_review,
+    "contextCompaction": _context_compaction,
 }
+RENDER_FAILED = "could not render this item"
 
 
-def render_item(item: Json, *, running: bool = False) -> Rendered:
-    """Render one item (a wire dict); unknown kinds get a readable generic view."""
-    return _RENDERERS.get(item.get("type", ""), _generic)(item, running)
+def render_item(item: Json, *, running: bool = False, unfinished: bool = False) -> Rendered:
+    """Render one item (a wire dict); unknown or malformed kinds get a readable generic view.
+
+    ``unfinished`` marks an item still in flight when the turn ended (no cursor).
+    """
+    if not isinstance(item, dict):
+        item = {"type": type(item).__name__, "value": item}
+    mode = "unfinished" if unfinished else "running" if running else "done"
+    kind = item.get("type")
+    renderer = _RENDERERS.get(kind, _generic) if isinstance(kind, str) else _generic
+    try:
+        return renderer(item, mode)
+    except Exception as error:  # noqa: BLE001 - a display must not end the turn; the failure is shown
+        shown = _generic(item, mode)
+        note = f"{RENDER_FAILED} ({type(error).__name__})"
+        return Rendered(
+            shown.html + f'<div style="{_BOX};color:{_ERR};{_SMALL}">{esc(note)}</div>',
+            f"{shown.text}\n({note})",
+            f"{shown.markdown}\n\n*({_md_escape(note)})*",
+        )
+
+
+# -- turn-level pieces -------------------------------------------------------------------------------
+
+_STEP = {"completed": ("\u2611", "[x]"), "inProgress": ("\u25d0", "[ ]"), "pending": ("\u2610", "[ ]")}
+
+
+def render_plan(plan: Json) -> Rendered:
+    """The ``turn/plan/updated`` payload as a checklist: explanation, then steps."""
+    plan = _d(plan)
+    steps = [_d(step) for step in _l(plan.get("plan"))]
+    explanation = _s(plan.get("explanation"))
+    if not steps and not explanation:
+        return _EMPTY
+    done = sum(_s(step.get("status")) == "completed" for step in steps)
+    count = f"{done}/{len(steps)}" if steps else ""
+    rows_html, rows_text, rows_md = [], [], []
+    for step in steps:
+        status = _s(step.get("status"))
+        box, check = _STEP.get(status, _STEP["pending"])
+        label = _cut(_s(step.get("step")), 2000)
+        style = {"inProgress": ' style="font-weight:bold"', "completed": f' style="{_DIM}"'}.get(status, "")
+        rows_html.append(f"<div{style}>{box} {esc(label)}</div>")
+        rows_text.append(f"  {box} {label}")
+        shown = _md_escape(_one_line(label, 2000))
+        rows_md.append(f"- {check} **{shown}** *(in progress)*" if status == "inProgress" else f"- {check} {shown}")
+    head = f"<div>{_label('plan')} {_dim(count)}</div>"
+    if explanation:
+        head += f'<div style="{_DIM};font-style:italic">{esc(_cut(explanation, 4000))}</div>'
+    text = f"[plan] {count}".rstrip() + (f"\n  {explanation}" if explanation else "")
+    text += "".join(f"\n{r}" for r in rows_text)
+    md = f"**plan** {count}".rstrip() + (f"\n\n*{_md_escape(_one_line(explanation, 4000))}*" if explanation else "")
+    md += ("\n\n" + "\n".join(rows_md)) if rows_md else ""
+    return Rendered(_card(_C_PLAN, head + "".join(rows_html)), text, md)
+
+
+def _diff_files(diff: str) -> int:
+    headers = sum(1 for line in diff.split("\n") if line.startswith("diff --git "))
+    if headers:
+        return headers
+    return sum(1 for line in diff.split("\n") if line.startswith("+++ ")) or 1
+
+
+def render_diff(diff: str) -> Rendered:
+    """The whole turn's unified diff (``turn/diff/updated``), collapsed, coloured and bounded."""
+    diff = _s(diff)
+    if not diff.strip():
+        return _EMPTY
+    lines = diff.rstrip("\n").split("\n")
+    files = _diff_files(diff)
+    added, removed = _diff_stats(lines)
+    title = f"turn diff ({_count(files, 'file')}, +{added:,} \u2212{removed:,})"
+    markup, text, md = _diff_parts(lines, _Budget())
+    return Rendered(
+        _card(_C_FILE, f'<details><summary style="cursor:pointer">{esc(title)}</summary>{markup}</details>'),
+        f"[{title}]\n{text}",
+        f"**{_md_escape(title)}**\n\n{md}",
+    )
 
 
 def render_notice(kind: str, text: str) -> Rendered:
     """Render a line that is not an item (declined requests, warnings)."""
     return Rendered(
-        f'<div style="{_BOX};color:#9a6700">\u26a0 {esc(kind)}: {esc(text)}</div>',
+        f'<div style="{_BOX};color:{_WARN}">\u26a0 {esc(kind)}: {esc(text)}</div>',
         f"! {kind}: {text}",
+        f"> \u26a0 **{_md_escape(_s(kind))}**: {_md_escape(_one_line(_s(text), 4000))}",
     )
 
 
 def join(parts: list[Rendered]) -> Rendered:
     """Concatenate rendered pieces, skipping empty ones."""
-    kept = [p for p in parts if p.html or p.text]
-    return Rendered("".join(p.html for p in kept), "\n".join(p.text for p in kept if p.text))
+    kept = [p for p in parts if p.html or p.text or p.markdown]
+    return Rendered(
+        "".join(p.html for p in kept),
+        "\n".join(p.text for p in kept if p.text),
+        "\n\n".join(p.markdown for p in kept if p.markdown),
+    )
 
 
 def render_turn(
@@ -234,17 +1491,30 @@ def render_turn(
     usage: Json | None = None,
     turn_tokens: int | None = None,
     error: str | None = None,
-    notices: list[tuple[str, str]] = (),
+    notices: Sequence[tuple[str, str]] = (),
     running_ids: frozenset[str] = frozenset(),
+    plan: Json | None = None,
+    diff: str | None = None,
 ) -> Rendered:
-    """The whole turn: header, items in order, then notices."""
+    """The whole turn: header, plan, items in order, the turn's diff, then notices.
+
+    Items in ``running_ids`` stream (cursor, running badge) while the turn runs and are
+    marked unfinished once it has ended.
+    """
     header = render_header(
         status=status, elapsed=elapsed, info=info, usage=usage, turn_tokens=turn_tokens, error=error
     )
-    body = [render_item(item, running=item.get("id") in running_ids) for item in items]
+    ended = status not in ("running", "starting")
+    body = [render_plan(plan)] if plan else []
+    for item in items:
+        in_flight = isinstance(item, dict) and item.get("id") in running_ids
+        body.append(render_item(item, running=in_flight and not ended, unfinished=in_flight and ended))
+    if diff:
+        body.append(render_diff(diff))
     body += [render_notice(kind, text) for kind, text in notices]
     rest = join(body)
     return Rendered(
         f'<div style="{_BOX}">{header.html}<div style="margin-top:4px">{rest.html}</div></div>',
         header.text + ("\n" + rest.text if rest.text else ""),
+        header.markdown + ("\n\n" + rest.markdown if rest.markdown else ""),
     )

@@ -32,6 +32,9 @@ class RunResult(TurnResult):
     def _repr_html_(self) -> str:
         return self._rendered().html
 
+    def _repr_markdown_(self) -> str:
+        return self._rendered().markdown
+
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self) if cycle else self._rendered().text)
 

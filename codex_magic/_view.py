@@ -1,22 +1,37 @@
-"""Views: map rendered output onto widgets, or onto plain text where there are none.
+"""The widget view: maps rendered output onto ipywidgets.
 
-The widget view displays one output whose bundle carries the widget and a
-``text/plain`` fallback; when the turn ends the same display is updated (through
-its display id) with the final transcript as ``text/html`` and ``text/plain`` too,
-so saved notebooks, nbconvert and GitHub show the turn without widget state.
+One output per turn: its bundle carries the widget and a ``text/plain`` fallback.
+While the turn runs, only the children whose item changed are updated. When the
+turn ends, the same display is updated (through its display id) with the final
+transcript as ``text/html``, ``text/markdown`` and ``text/plain`` as well, so saved
+notebooks, nbconvert, GitHub and frontends without a widget manager show the turn.
 """
 
 from __future__ import annotations
 
+import base64
+import os
 from typing import Any
 
-from ._render import Rendered, TurnInfo, render_header, render_item, render_notice, render_turn
-from ._transcript import Transcript
+from ._render import (
+    Rendered,
+    TurnInfo,
+    join,
+    render_diff,
+    render_header,
+    render_item,
+    render_notice,
+    render_plan,
+)
+from ._transcript import ItemState, Transcript
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
+IMAGE_MAX_BYTES = 2 * 1024 * 1024
 
 
 def info(transcript: Transcript) -> TurnInfo:
+    """What the header shows about the turn's settings."""
     return TurnInfo(thread_id=transcript.thread_id, **transcript.settings)
 
 
@@ -33,19 +48,40 @@ def header(transcript: Transcript) -> Rendered:
     )
 
 
-def final_render(transcript: Transcript) -> Rendered:
+def image_data_url(path: str) -> str | None:
+    """A local image as a data URL, for items that show one (small files only)."""
+    kind = IMAGE_TYPES.get(os.path.splitext(path)[1].lower())
+    try:
+        if kind is None or os.path.getsize(path) > IMAGE_MAX_BYTES:
+            return None
+        with open(path, "rb") as image:
+            return f"data:{kind};base64,{base64.b64encode(image.read()).decode('ascii')}"
+    except OSError:
+        return None
+
+
+def item_view(state: ItemState, turn_done: bool, images: dict[str, str | None]) -> Rendered:
+    """Render one item state; the view's only bridge from item state to markup."""
+    data = state.view()
+    if state.type == "imageView" and data.get("path"):
+        if state.id not in images:
+            images[state.id] = image_data_url(str(data["path"]))
+        if images[state.id]:
+            data = {**data, "dataUrl": images[state.id]}
+    return render_item(data, running=not state.done and not turn_done, unfinished=turn_done and not state.done)
+
+
+def final_render(transcript: Transcript, images: dict[str, str | None] | None = None) -> Rendered:
     """The whole transcript of a turn, for saved output and text frontends."""
-    return render_turn(
-        items=[state.view() for state in transcript.ordered()],
-        status=transcript.status,
-        elapsed=transcript.elapsed(),
-        info=info(transcript),
-        usage=transcript.usage,
-        turn_tokens=transcript.turn_tokens,
-        error=transcript.error,
-        notices=[(n.kind, n.text) for n in transcript.notices],
-        running_ids=frozenset(s.id for s in transcript.ordered() if not s.done),
-    )
+    images = {} if images is None else images
+    parts = [header(transcript)]
+    if transcript.plan:
+        parts.append(render_plan(transcript.plan))
+    parts += [item_view(state, transcript.done, images) for state in transcript.ordered()]
+    parts += [render_notice(n.kind, n.text) for n in transcript.notices]
+    if transcript.diff:
+        parts.append(render_diff(transcript.diff))
+    return join(parts)
 
 
 class WidgetView:
@@ -57,52 +93,66 @@ class WidgetView:
 
         self._widgets = widgets
         self.header = widgets.HTML()
+        self.plan = widgets.HTML()
         self.body = widgets.VBox()
         self.notices = widgets.HTML()
-        self.root = widgets.VBox([self.header, self.body, self.notices])
+        self.diff = widgets.HTML()
+        self.root = widgets.VBox([self.header, self.plan, self.body, self.notices, self.diff])
         self.root.add_class("codex-magic")
         self._items: dict[str, tuple[Any, int]] = {}
+        self._images: dict[str, str | None] = {}
         self._notice_count = 0
+        self._plan: Any = None
+        self._diff: str | None = None
         starting = render_header(status="starting", elapsed=0.0, info=TurnInfo())
         self.header.value = starting.html
-        self.handle = display(self._bundle(starting.text), raw=True, display_id=True)
+        self.handle = display(self._bundle(Rendered(html="", text=starting.text)), raw=True, display_id=True)
 
-    def _bundle(self, text: str, html: str | None = None) -> dict[str, Any]:
+    def _bundle(self, rendered: Rendered, *, final: bool = False) -> dict[str, Any]:
         bundle: dict[str, Any] = {
             WIDGET_MIME: {"version_major": 2, "version_minor": 0, "model_id": self.root.model_id},
-            "text/plain": text,
+            "text/plain": rendered.text,
         }
-        if html is not None:
-            bundle["text/html"] = html
+        if final:
+            bundle["text/html"] = rendered.html
+            bundle["text/markdown"] = rendered.markdown
         return bundle
+
+    @staticmethod
+    def _set(widget: Any, value: str) -> None:
+        if widget.value != value:
+            widget.value = value
 
     def update(self, transcript: Transcript) -> None:
         """Copy the transcript's changes onto the widgets."""
-        top = header(transcript)
-        if self.header.value != top.html:
-            self.header.value = top.html
+        self._set(self.header, header(transcript).html)
         added = []
         for state in transcript.ordered():
             known = self._items.get(state.id)
-            if known is not None and known[1] == state.version:
+            # A finished turn re-renders items still in flight, to mark them unfinished.
+            if known is not None and known[1] == state.version and not (transcript.done and not state.done):
                 continue
-            rendered = render_item(state.view(), running=not state.done)
+            html = item_view(state, transcript.done, self._images).html
             if known is None:
-                child = self._widgets.HTML(rendered.html)
+                child = self._widgets.HTML(html)
                 added.append(child)
             else:
                 child = known[0]
-                if child.value != rendered.html:
-                    child.value = rendered.html
+                self._set(child, html)
             self._items[state.id] = (child, state.version)
         if added:
             self.body.children = (*self.body.children, *added)
         if len(transcript.notices) != self._notice_count:
             self._notice_count = len(transcript.notices)
             self.notices.value = "".join(render_notice(n.kind, n.text).html for n in transcript.notices)
+        if transcript.plan is not self._plan:
+            self._plan = transcript.plan
+            self._set(self.plan, render_plan(transcript.plan).html if transcript.plan else "")
+        if transcript.diff != self._diff:
+            self._diff = transcript.diff
+            self._set(self.diff, render_diff(transcript.diff).html if transcript.diff else "")
 
     def finish(self, transcript: Transcript) -> None:
         """Show the final state, and put the transcript in the saved output."""
         self.update(transcript)
-        final = final_render(transcript)
-        self.handle.update(self._bundle(final.text, final.html), raw=True)
+        self.handle.update(self._bundle(final_render(transcript, self._images), final=True), raw=True)

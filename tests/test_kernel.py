@@ -84,6 +84,16 @@ def test_interrupt_mid_stream_keeps_partial_result(kernel: Kernel, offline: Offl
     partial = kernel.value("len(_codex_result.items[-1].root.text)")
     assert 0 < int(partial) < len("word " * 400)
 
+    # The message still streaming when the turn ended is marked, in the widget and the saved output.
+    final = execution.of("update_display_data")[-1]["content"]["data"]
+    assert "interrupted" in final["text/plain"] and "unfinished" in final["text/html"]
+    item_updates = [
+        json.dumps(m["content"]["data"]["state"])
+        for m in execution.of("comm_open", "comm_msg")
+        if "word word" in json.dumps(m["content"]["data"].get("state", {}))
+    ]
+    assert "unfinished" in item_updates[-1] and "\u258d" not in item_updates[-1]
+
     pid = _app_server_pid(kernel)
     assert pid_alive(pid)  # SIGINT went to the kernel's process group, not the app-server
     again = kernel.run("%%codex\nAre you still there?")
@@ -203,3 +213,21 @@ def test_fast_stream_sends_a_bounded_number_of_updates(kernel: Kernel, offline: 
     final_bundle = execution.of("update_display_data")[-1]["content"]["data"]
     assert text.strip()[-40:] in final_bundle["text/plain"]
     assert kernel.value("len(_codex_result.final_response)") == str(len(text))
+
+
+def test_saved_output_and_result_display_carry_the_transcript(kernel: Kernel, offline: Offline) -> None:
+    offline.model.add(exec_command("printf 'alpha\\n'"), message("Printed **alpha**."))
+
+    execution = kernel.run("%%codex\nRun it.")
+    assert execution.error is None, execution.error
+    final = execution.of("update_display_data")[-1]["content"]["data"]
+    assert {"text/plain", "text/html", "text/markdown", WIDGET_MIME} <= set(final)
+    assert "<strong>alpha</strong>" in final["text/html"]
+    assert "printf" in final["text/markdown"] and "Printed" in final["text/markdown"]
+
+    shown = kernel.run("_codex_result")
+    (result,) = shown.of("execute_result")
+    data = result["content"]["data"]
+    assert "<strong>alpha</strong>" in data["text/html"] and "printf" in data["text/html"]
+    assert "Printed" in data["text/markdown"]
+    assert data["text/plain"].startswith("[codex]")

@@ -1,4 +1,8 @@
-"""Pure tier: rendering item state to HTML and text, escaping, the header."""
+"""Pure tier: rendering item state to HTML, text and Markdown, escaping, the header.
+
+``tests/test_render_kinds.py`` goes through each item kind in detail; the helpers
+that check markup (``check_html``, ``check_markdown``) live here.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from openai_codex.types import ThreadItem
 
 from codex_magic._render import (
     OUTPUT_TAIL_CHARS,
+    WHERE_FULL,
     Rendered,
     TurnInfo,
     esc,
@@ -125,7 +130,7 @@ MENTIONS = {
     "hookPrompt": "hook says hi",
     "agentMessage": "Here is the answer.",
     "functionCallOutput": "lookup",
-    "plan": "1. read",
+    "plan": "read",
     "reasoning": "Then act.",
     "commandExecution": "ls -1",
     "fileChange": "src/app.py",
@@ -135,16 +140,25 @@ MENTIONS = {
     "subAgentActivity": "root/helper",
     "webSearch": "codex docs",
     "imageView": "plot.png",
-    "sleep": "1500",
+    "sleep": "1.5 s",
     "imageGeneration": "a cat",
     "enteredReviewMode": "current changes",
     "exitedReviewMode": "Looks good.",
-    "contextCompaction": "contextCompaction",
+    "contextCompaction": "context",
 }
 
 
+ALLOWED_TAGS = {
+    "div", "span", "b", "code", "pre", "details", "summary",  # our own markup
+    "p", "em", "strong", "s", "ul", "ol", "li", "a", "blockquote", "hr", "br",  # Markdown
+    "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "img",
+}  # fmt: skip
+ALLOWED_ATTRS = {"style", "href", "src", "alt", "target", "rel", "start"}
+STRICT_DATA_URL = re.compile(r"data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/]+={0,2}")
+
+
 class _TagChecker(HTMLParser):
-    """Checks that every opened element is closed, in order, and no script appears."""
+    """Checks that every opened element is closed, in order, and that no attribute is active."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -155,6 +169,15 @@ class _TagChecker(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
         self.stack.append(tag)
+        for name, value in attrs:
+            value = value or ""
+            assert name in ALLOWED_ATTRS, f"<{tag} {name}=...>"
+            if name == "href":
+                assert re.match(r"(https?|mailto):", value, re.I), value
+            if name == "src":
+                assert STRICT_DATA_URL.fullmatch(value), value[:80]
+            if name == "style":
+                assert not re.search(r"url\(|expression|javascript|@import", value, re.I), value
 
     def handle_endtag(self, tag: str) -> None:
         assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack}"
@@ -170,15 +193,47 @@ def check_html(markup: str) -> str:
     checker.feed(markup)
     checker.close()
     assert checker.stack == [], f"unclosed {checker.stack}"
-    allowed = {"div", "span", "b", "code", "pre", "details", "summary"}
-    assert set(checker.tags) <= allowed, set(checker.tags) - allowed
+    assert set(checker.tags) <= ALLOWED_TAGS, set(checker.tags) - ALLOWED_TAGS
+    lowered = markup.lower()
+    assert "<script" not in lowered and "<img src=x" not in lowered
+    assert "javascript:" not in "".join(re.findall(r'(?:href|src)="[^"]*"', lowered))
+    # Outside quoted attribute values (where esc() keeps quotes out), no handler attribute.
+    unquoted = re.sub(r'"[^"]*"', '""', lowered)
+    assert not re.search(r"<[^>]*\son[a-z]+\s*=", unquoted), "event handler attribute"
     return "".join(checker.text)
+
+
+def _md_tokens(tokens: list[Any]) -> list[Any]:
+    out = []
+    for token in tokens:
+        out.append(token)
+        out += _md_tokens(token.children or [])
+    return out
+
+
+def check_markdown(source: str) -> str:
+    """Assert the Markdown form holds no raw HTML and no active link, even for a
+    renderer that allows raw HTML; return the HTML such a renderer makes of it."""
+    from markdown_it import MarkdownIt
+
+    permissive = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    tokens = _md_tokens(permissive.parse(source))
+    raw = [t.content for t in tokens if t.type in ("html_block", "html_inline")]
+    assert not raw, raw
+    for token in tokens:
+        href = str(token.attrGet("href") or "").lower()
+        assert not href.startswith(("javascript:", "vbscript:", "data:")), href
+        if token.type == "image":
+            src = str(token.attrGet("src") or "")
+            assert STRICT_DATA_URL.fullmatch(src), src[:80]
+    return permissive.render(source)
 
 
 def assert_escaped(rendered: Rendered, payload: str = EVIL) -> None:
     """The payload is inert in the HTML and verbatim in the text."""
     assert "<script" not in rendered.html.lower()
     assert "<img" not in rendered.html.lower()
+    check_markdown(rendered.markdown)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered.html
     assert "&lt;img src=x onerror=alert(1)&gt;" in rendered.html
     assert "&amp;amp;" in rendered.html
@@ -197,18 +252,21 @@ def test_examples_are_valid_wire_items(kind: str) -> None:
     assert item.root.type == kind
 
 
-@pytest.mark.parametrize("running", [False, True])
+@pytest.mark.parametrize("mode", ["done", "running", "unfinished"])
 @pytest.mark.parametrize("kind", sorted(ITEMS))
-def test_every_item_kind_renders(kind: str, running: bool) -> None:
-    rendered = render_item(ITEMS[kind], running=running)
+def test_every_item_kind_renders(kind: str, mode: str) -> None:
+    rendered = render_item(ITEMS[kind], running=mode == "running", unfinished=mode == "unfinished")
     assert isinstance(rendered, Rendered)
     assert isinstance(rendered.html, str) and isinstance(rendered.text, str)
+    assert isinstance(rendered.markdown, str)
     check_html(rendered.html)
+    check_markdown(rendered.markdown)
     if kind == "userMessage":
-        assert rendered == Rendered("", "")  # the prompt is the cell itself
+        assert rendered == Rendered("", "", "")  # the prompt is the cell itself
     else:
         assert MENTIONS[kind] in rendered.text
         assert esc(MENTIONS[kind]) in rendered.html
+        assert rendered.markdown
 
 
 def test_table_covers_every_thread_item_kind_of_the_sdk() -> None:
@@ -218,10 +276,10 @@ def test_table_covers_every_thread_item_kind_of_the_sdk() -> None:
 
 
 def test_generic_view_names_the_kind_and_fields() -> None:
-    rendered = render_item(ITEMS["webSearch"])
-    assert rendered.text.startswith("[webSearch] ")
-    assert "query='codex docs'" in rendered.text
-    assert "<b>webSearch</b>" in rendered.html
+    rendered = render_item({"type": "futureSearch", "id": "w1", "query": "codex docs"})
+    assert rendered.text == "[futureSearch] query='codex docs'"
+    assert "<b>futureSearch</b>" in rendered.html
+    assert rendered.markdown.startswith("**futureSearch** ")
 
 
 def test_generic_view_skips_empty_fields_and_truncates_long_ones() -> None:
@@ -252,6 +310,8 @@ def test_unknown_or_sparse_items_never_raise(item: dict[str, Any]) -> None:
     for running in (False, True):
         rendered = render_item(item, running=running)
         check_html(rendered.html)
+        check_markdown(rendered.markdown)
+        assert "could not render" not in rendered.text
 
 
 def test_unknown_item_uses_the_generic_view() -> None:
@@ -271,6 +331,7 @@ def test_agent_message_running_cursor_and_commentary() -> None:
     commentary = render_item({**ITEMS["agentMessage"], "phase": "commentary"})
     assert "jp-ui-font-color2" in commentary.html
     assert "jp-ui-font-color2" not in done.html
+    assert ">commentary</span>" in commentary.html and "commentary" not in done.html
 
 
 @pytest.mark.parametrize(
@@ -287,12 +348,14 @@ def test_agent_message_running_cursor_and_commentary() -> None:
 def test_command_badges(changes: dict[str, Any], running: bool, badge: str) -> None:
     rendered = render_item({**ITEMS["commandExecution"], **changes}, running=running)
     assert badge in rendered.text
-    assert esc(badge) in rendered.html
+    assert f">{esc(badge[1:-1])}</span>" in rendered.html
+    assert f"`{badge[1:-1]}`" in rendered.markdown
 
 
 def test_command_text_form() -> None:
     rendered = render_item(ITEMS["commandExecution"])
-    assert rendered.text == "$ /bin/bash -c 'ls -1'  [exit 0] \u00b7 1.23 s\na.txt\nb.txt"
+    # Shown as the model wrote it, without the shell Codex wraps it in.
+    assert rendered.text == "$ ls -1  [exit 0] \u00b7 1.23 s\na.txt\nb.txt"
     assert "/work/ws" in rendered.html
     assert "#1a7f37" in rendered.html  # green for exit 0
     assert "#cf222e" in render_item({**ITEMS["commandExecution"], "exitCode": 1}).html
@@ -308,14 +371,21 @@ def test_output_tail_keeps_the_end() -> None:
     extra = 123
     output = "HEAD-MARKER\n" + "x" * (OUTPUT_TAIL_CHARS + extra - len("HEAD-MARKER\n") - len("TAIL-END")) + "TAIL-END"
     assert len(output) == OUTPUT_TAIL_CHARS + extra
-    rendered = render_item({**ITEMS["commandExecution"], "aggregatedOutput": output})
-    for form in (rendered.html, rendered.text):
+    running = render_item({**ITEMS["commandExecution"], "aggregatedOutput": output}, running=True)
+    done = render_item({**ITEMS["commandExecution"], "aggregatedOutput": output})
+    note = f"\u2026 {extra} earlier characters (1 line) not shown"
+    for form in (running.html, running.text, running.markdown, done.text, done.markdown):
         assert "TAIL-END" in form
         assert "HEAD-MARKER" not in form
-        assert f"({extra} earlier characters in the result)" in form
-    assert rendered.text.endswith("x" * 100 + "TAIL-END")
-    shown = rendered.text.split("earlier characters in the result)\n", 1)[1]
+        assert note in form.replace("\\", "")
+    assert done.text.endswith("x" * 100 + "TAIL-END")
+    shown = running.text.split("not shown\n", 1)[1]
     assert shown == output[-OUTPUT_TAIL_CHARS:]
+    # When done, the whole output (well under the cap) is folded away below the tail.
+    assert f"{WHERE_FULL}" in done.text
+    assert "all output (2 lines)</summary>" in done.html
+    assert "HEAD-MARKER" in done.html.split("<details>", 1)[1]
+    assert "HEAD-MARKER" not in done.html.split("<details>", 1)[0]
 
 
 def test_output_at_the_limit_is_not_truncated() -> None:
@@ -327,18 +397,26 @@ def test_output_at_the_limit_is_not_truncated() -> None:
 
 def test_file_change_lists_each_file_with_kind_and_diff() -> None:
     rendered = render_item(ITEMS["fileChange"])
-    assert rendered.text == "update src/app.py\n@@ -1 +1 @@\n-old\n+new\nadd NEW.md\n+hello"
-    assert "<b>update</b>" in rendered.html and "<b>add</b>" in rendered.html
+    assert rendered.text == (
+        "[file change] 2 files \u00b7 +2 \u22121  [completed]\n"
+        "update src/app.py\n@@ -1 +1 @@\n-old\n+new\nadd NEW.md\n+hello"
+    )
+    assert ">update</span>" in rendered.html and ">add</span>" in rendered.html
     assert "completed" in rendered.html
     assert "running" in render_item({**ITEMS["fileChange"], "status": None}, running=True).html
+    assert "```diff\n@@ -1 +1 @@\n-old\n+new\n```" in rendered.markdown
 
 
 def test_reasoning_shows_summary_parts_and_hides_when_empty() -> None:
     rendered = render_item(ITEMS["reasoning"])
     assert rendered.text == "(thinking) Look first.\n\nThen act."
-    assert "<details" in rendered.html and "<summary>thinking</summary>" in rendered.html
-    assert render_item({"type": "reasoning", "id": "r", "summary": [], "content": ["raw"]}) == Rendered("", "")
-    assert render_item({"type": "reasoning", "id": "r", "summary": ["", ""]}) == Rendered("", "")
+    assert "<details>" in rendered.html  # collapsed: no open attribute
+    assert "thinking \u00b7 Look first. Then act.</summary>" in rendered.html
+    assert "raw" not in rendered.text  # the raw content only stands in for a missing summary
+    raw = render_item({"type": "reasoning", "id": "r", "summary": [], "content": ["raw"]})
+    assert raw.text == "(thinking (raw)) raw"
+    assert render_item({"type": "reasoning", "id": "r", "summary": ["", ""]}) == Rendered("", "", "")
+    assert render_item({"type": "reasoning", "id": "r", "summary": [], "content": []}) == Rendered("", "", "")
 
 
 # -- escaping --------------------------------------------------------------------------
@@ -372,19 +450,21 @@ def test_esc() -> None:
             id="fileChange.kind",
         ),
         pytest.param({"type": "reasoning", "id": "r", "summary": ["fine", EVIL]}, id="reasoning.summary"),
-        pytest.param({"type": "plan", "id": "p", "text": EVIL}, id="generic.field"),
+        pytest.param({"type": "plan", "id": "p", "text": EVIL}, id="plan.text"),
+        pytest.param({"type": "futureKind", "id": "p", "text": EVIL}, id="generic.field"),
     ],
 )
 def test_item_fields_are_escaped(item: dict[str, Any]) -> None:
     # A running command shows "running" instead of its status.
     for running in (False,) if item.get("status") == EVIL else (False, True):
         rendered = render_item(item, running=running)
-        if item["type"] == "plan":
+        if item["type"] == "futureKind":
             # The generic view shows repr(); the payload's characters still must be inert.
             assert "<script" not in rendered.html and "<img" not in rendered.html
             assert "&amp;amp;" in rendered.html
             assert SCRIPT in rendered.text and IMG in rendered.text and ENTITY in rendered.text
             assert repr(EVIL) in check_html(rendered.html)
+            check_markdown(rendered.markdown)
         else:
             assert_escaped(rendered)
 
@@ -442,6 +522,7 @@ def test_recorded_markup_turn_is_inert() -> None:
     assert shown.count(SCRIPT) == 4
     assert rendered.text.count(SCRIPT) == 4
     assert "a &amp; b" in rendered.text
+    assert check_markdown(rendered.markdown).count("&lt;script&gt;") == 4
 
 
 # -- header ----------------------------------------------------------------------------
@@ -457,6 +538,7 @@ INFO = TurnInfo(thread_id="0123456789abcdef-rest", model="gpt-5-codex", sandbox=
 @pytest.mark.parametrize(
     ("status", "label"),
     [
+        ("starting", "\u25cb starting Codex"),
         ("running", "\u25cf running"),
         ("completed", "\u2714 completed"),
         ("failed", "\u2716 failed"),
@@ -468,6 +550,7 @@ def test_header_status_label(status: str, label: str) -> None:
     rendered = render_header(status=status, elapsed=0.0, info=TurnInfo())
     assert rendered.text.startswith(f"[codex] {label} \u00b7 ")
     assert f">{esc(label)}</b>" in rendered.html
+    assert rendered.markdown.startswith(f"**{label}** \u00b7 ")
 
 
 def test_header_shows_all_facts() -> None:
@@ -531,13 +614,17 @@ def test_header_counts_all_of_the_turns_requests() -> None:
 
 def test_header_retry_only_while_running_and_error_always() -> None:
     running = render_header(status="running", elapsed=1.0, info=TurnInfo(), retry="Reconnecting... 2/5")
-    assert running.text.endswith("\n  Reconnecting... 2/5")
-    assert "Reconnecting... 2/5" in running.html
+    assert running.text.endswith("\n  retrying: Reconnecting... 2/5")
+    assert "retrying: Reconnecting... 2/5" in check_html(running.html)
+    assert "retrying: Reconnecting... 2/5" in running.markdown
     done = render_header(status="completed", elapsed=1.0, info=TurnInfo(), retry="Reconnecting... 2/5")
     assert "Reconnecting" not in done.text and "Reconnecting" not in done.html
+    assert "Reconnecting" not in done.markdown
     failed = render_header(status="failed", elapsed=1.0, info=TurnInfo(), error="HTTP 500")
     assert failed.text.endswith("\n  error: HTTP 500")
-    assert "HTTP 500" in failed.html
+    assert "error: HTTP 500" in check_html(failed.html)
+    assert "border-left:3px solid #cf222e" in failed.html  # prominent, not just a line
+    assert "> **error:** HTTP 500" in failed.markdown
 
 
 # -- whole turns -----------------------------------------------------------------------
@@ -555,7 +642,7 @@ def test_render_turn_orders_header_items_notices() -> None:
     )
     lines = rendered.text.splitlines()
     assert lines[0].startswith("[codex] \u2714 completed")
-    order = [rendered.text.index(s) for s in ("(thinking)", "$ /bin/bash", "Here is the answer.", "! declined:")]
+    order = [rendered.text.index(s) for s in ("(thinking)", "$ ls -1", "Here is the answer.", "! declined:")]
     assert order == sorted(order)
     assert "list the files" not in rendered.text  # the user's prompt is hidden
     check_html(rendered.html)
@@ -584,3 +671,22 @@ def test_render_turn_error_and_empty_body() -> None:
 def test_join_skips_empty_parts() -> None:
     joined = join([Rendered("<b>a</b>", "a"), Rendered("", ""), Rendered("<i></i>", ""), Rendered("c", "c")])
     assert joined == Rendered("<b>a</b><i></i>c", "a\nc")
+    with_md = join([Rendered("<b>a</b>", "a", "**a**"), Rendered("", "", ""), Rendered("c", "c", "c")])
+    assert with_md == Rendered("<b>a</b>c", "a\nc", "**a**\n\nc")
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        ("/bin/bash -lc 'echo hi && ls'", "echo hi && ls"),
+        ("/bin/bash -c 'ls -1'", "ls -1"),
+        ("sh -c 'a | b'", "a | b"),
+        ("python -c 'print(1)'", "python -c 'print(1)'"),  # not a shell
+        ("/bin/bash -lc 'unclosed", "/bin/bash -lc 'unclosed"),  # not parseable
+        ("/bin/bash script.sh", "/bin/bash script.sh"),
+    ],
+)
+def test_shown_command_drops_the_shell_wrapper(command: str, shown: str) -> None:
+    from codex_magic._render import shown_command
+
+    assert shown_command(command) == shown

@@ -234,7 +234,10 @@ def test_repr_shortens_a_long_answer() -> None:
 @pytest.mark.parametrize("name", ["command", "markup"])
 def test_displays_show_answer_and_command(name: str) -> None:
     result = build_result(replay(name))
+    from codex_magic._render import shown_command
+
     command = next(item.root.command for item in result.items if item.root.type == "commandExecution")
+    command = shown_command(command)
     answer = result.final_response
     assert answer
     markup = result._repr_html_()
