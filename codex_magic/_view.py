@@ -90,23 +90,26 @@ class WidgetView:
     def __init__(self) -> None:
         import ipywidgets as widgets
         from IPython.display import display
+        from ipywidgets.widgets.widget_string import HTMLStyle
 
         self._widgets = widgets
-        self.header = widgets.HTML()
-        self.plan = widgets.HTML()
-        self.body = widgets.VBox()
-        self.notices = widgets.HTML()
-        self.diff = widgets.HTML()
-        self.root = widgets.VBox([self.header, self.plan, self.body, self.notices, self.diff])
+        # One layout and one style shared by every child: a child costs one widget model, not three.
+        self._layout = widgets.Layout()
+        self._style = HTMLStyle()
+        starting = render_header(status="starting", elapsed=0.0, info=TurnInfo())
+        self.header = self._html(starting.html)
+        self.root = widgets.VBox([self.header], layout=self._layout)
         self.root.add_class("codex-magic")
         self._items: dict[str, tuple[Any, int]] = {}
+        self._item_order: list[Any] = []
         self._images: dict[str, str | None] = {}
-        self._notice_count = 0
-        self._plan: Any = None
-        self._diff: str | None = None
-        starting = render_header(status="starting", elapsed=0.0, info=TurnInfo())
-        self.header.value = starting.html
+        # Shown only once there is something to show: the plan, notices, the turn's diff.
+        self._extras: dict[str, Any] = {}
+        self._extra_sources: dict[str, Any] = {}
         self.handle = display(self._bundle(Rendered(html="", text=starting.text)), raw=True, display_id=True)
+
+    def _html(self, value: str) -> Any:
+        return self._widgets.HTML(value, layout=self._layout, style=self._style)
 
     def _bundle(self, rendered: Rendered, *, final: bool = False) -> dict[str, Any]:
         bundle: dict[str, Any] = {
@@ -123,34 +126,51 @@ class WidgetView:
         if widget.value != value:
             widget.value = value
 
+    def _extra(self, name: str, source: Any, render: Any) -> bool:
+        """Show ``render(source)`` in the named extra child; True if the child was added."""
+        if not source or source == self._extra_sources.get(name):
+            return False
+        self._extra_sources[name] = source
+        html = render(source)
+        if name in self._extras:
+            self._set(self._extras[name], html)
+            return False
+        self._extras[name] = self._html(html)
+        return True
+
     def update(self, transcript: Transcript) -> None:
         """Copy the transcript's changes onto the widgets."""
         self._set(self.header, header(transcript).html)
-        added = []
+        changed = False
         for state in transcript.ordered():
             known = self._items.get(state.id)
             # A finished turn re-renders items still in flight, to mark them unfinished.
             if known is not None and known[1] == state.version and not (transcript.done and not state.done):
                 continue
             html = item_view(state, transcript.done, self._images).html
-            if known is None:
-                child = self._widgets.HTML(html)
-                added.append(child)
-            else:
-                child = known[0]
+            child = known[0] if known is not None else None
+            if child is None and html:
+                child = self._html(html)
+                self._item_order.append(child)
+                changed = True
+            elif child is not None:
                 self._set(child, html)
             self._items[state.id] = (child, state.version)
-        if added:
-            self.body.children = (*self.body.children, *added)
-        if len(transcript.notices) != self._notice_count:
-            self._notice_count = len(transcript.notices)
-            self.notices.value = "".join(render_notice(n.kind, n.text).html for n in transcript.notices)
-        if transcript.plan is not self._plan:
-            self._plan = transcript.plan
-            self._set(self.plan, render_plan(transcript.plan).html if transcript.plan else "")
-        if transcript.diff != self._diff:
-            self._diff = transcript.diff
-            self._set(self.diff, render_diff(transcript.diff).html if transcript.diff else "")
+        notices = transcript.notices
+        changed |= self._extra(
+            "notices", tuple(notices), lambda ns: "".join(render_notice(n.kind, n.text).html for n in ns)
+        )
+        changed |= self._extra("plan", transcript.plan, lambda plan: render_plan(plan).html)
+        changed |= self._extra("diff", transcript.diff, lambda diff: render_diff(diff).html)
+        if changed:
+            extras = self._extras
+            self.root.children = (
+                self.header,
+                *([extras["plan"]] if "plan" in extras else []),
+                *self._item_order,
+                *([extras["notices"]] if "notices" in extras else []),
+                *([extras["diff"]] if "diff" in extras else []),
+            )
 
     def finish(self, transcript: Transcript) -> None:
         """Show the final state, and put the transcript in the saved output."""
