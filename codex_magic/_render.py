@@ -1,8 +1,9 @@
 """Pure rendering: item state in, HTML, text and Markdown out.
 
 Every string that came from Codex, the model or a command reaches HTML through
-:func:`esc`, or through the Markdown renderer, which runs with raw HTML off so it
-escapes too; nothing else in the package builds markup. The Markdown form is
+:func:`esc` (in :mod:`codex_magic._html`, the one place that escapes), or through the
+Markdown renderer (:mod:`codex_magic._markdown`), which runs with raw HTML off so it
+escapes too; nothing outside these three modules builds markup. The Markdown form is
 built from the same parse with every character that could start HTML
 backslash-escaped, so a frontend that renders it meets no raw HTML either.
 Every renderer bounds its output: a running command costs a few kilobytes per
@@ -11,23 +12,73 @@ update however long its output. The module imports neither IPython nor ipywidget
 
 from __future__ import annotations
 
-import base64
-import binascii
-import html
 import json
 import os
-import re
 import shlex
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
-if TYPE_CHECKING:
-    from markdown_it import MarkdownIt
-    from markdown_it.token import Token
-    from markdown_it.tree import SyntaxTreeNode
+from ._html import (
+    _ADD_BG,
+    _BOX,
+    _C_AGENT,
+    _C_ANSWER,
+    _C_FILE,
+    _C_IMAGE,
+    _C_MUTED,
+    _C_PLAN,
+    _C_REVIEW,
+    _C_THINK,
+    _C_TOOL,
+    _C_WEB,
+    _CODE,
+    _DEL_BG,
+    _DIM,
+    _ERR,
+    _GREY,
+    _HEAD,
+    _HUNK,
+    _LINE_CHARS,
+    _OK,
+    _PRE,
+    _RUN,
+    _SMALL,
+    _STATUS_COLOUR,
+    _STATUS_STYLE,
+    _WARN,
+    _badge,
+    _base64_image,
+    _card,
+    _dim,
+    _fit,
+    _image_src,
+    _img,
+    _label,
+    _link,
+    _with_cursor,
+)
+from ._markdown import _fenced, _markdown_parts, _md_code, _md_escape
+from ._text import (
+    _FIELD_BYTES,
+    Json,
+    _count,
+    _cut,
+    _d,
+    _duration,
+    _json,
+    _l,
+    _lines,
+    _n,
+    _one_line,
+    _s,
+    _seconds,
+)
 
-Json = dict[str, Any]
+# Re-exported: other modules and the tests import these from here. The image size
+# check reads ``_html.MAX_IMAGE_CHARS``, so that is the one to change or patch.
+from ._html import MAX_IMAGE_CHARS as MAX_IMAGE_CHARS
+from ._html import esc as esc
 
 # A long text (command output, tool result) shows a preview of this many lines and
 # characters; its escaped HTML is also held to OUTPUT_TAIL_CHARS bytes.
@@ -38,70 +89,11 @@ FULL_OUTPUT_BYTES = 64 * 1024
 # Diffs: bytes of HTML per item or turn diff, lines in the text and Markdown forms.
 DIFF_BYTES = 48 * 1024
 DIFF_TEXT_LINES = 400
-# Data URLs longer than this are not inlined.
-MAX_IMAGE_CHARS = 8 * 1024 * 1024
 WHERE_FULL = "_codex_result.items"
 
 _COMMAND_BYTES = 600
-_FIELD_BYTES = 200
 _ARGS_CHARS = 200
-_LINE_CHARS = 2000
 _MAX_IMAGES = 4
-
-# -- one visual style --------------------------------------------------------------------
-
-_STATUS_STYLE = {
-    "starting": ("#57606a", "\u25cb starting Codex"),
-    "running": ("#1f6feb", "\u25cf running"),
-    "completed": ("#1a7f37", "\u2714 completed"),
-    "failed": ("#cf222e", "\u2716 failed"),
-    "interrupted": ("#9a6700", "\u25a0 interrupted"),
-}
-_OK, _ERR, _WARN, _RUN, _GREY = "#1a7f37", "#cf222e", "#9a6700", "#1f6feb", "#6e7781"
-_C_ANSWER = "var(--jp-brand-color1,#1976d2)"
-_C_MUTED = "var(--jp-border-color1,#bdbdbd)"
-_C_THINK = "#8c959f"
-_C_FILE = "#bf8700"
-_C_PLAN = "#0969da"
-_C_TOOL = "#8250df"
-_C_WEB = "#1b7c83"
-_C_IMAGE = "#bf3989"
-_C_AGENT = "#6639ba"
-_C_REVIEW = "#bc4c00"
-
-_BOX = "font-family:var(--jp-ui-font-family,sans-serif);font-size:13px;line-height:1.45"
-_PRE = (
-    "white-space:pre-wrap;word-break:break-word;margin:2px 0;padding:4px 6px;"
-    "background:var(--jp-layout-color2,#f6f8fa);border-radius:4px;"
-    "font-family:var(--jp-code-font-family,monospace);font-size:12px"
-)
-_DIM = "color:var(--jp-ui-font-color2,#57606a)"
-_SMALL = "font-size:11px"
-_CODE = "font-family:var(--jp-code-font-family,monospace);font-size:12px;white-space:pre-wrap;word-break:break-word"
-_BADGE = (
-    "display:inline-block;padding:0 6px;border-radius:8px;color:#fff;font-size:11px;"
-    "font-weight:600;line-height:16px"
-)
-_IMG = "max-width:100%;max-height:480px;display:block;margin:2px 0"
-_ADD_BG = "background:rgba(46,160,67,0.18)"
-_DEL_BG = "background:rgba(248,81,73,0.18)"
-_HUNK = "color:#0969da;opacity:0.8"
-_HEAD = "font-weight:bold;opacity:0.75"
-_STATUS_COLOUR = {
-    "completed": _OK,
-    "failed": _ERR,
-    "errored": _ERR,
-    "declined": _WARN,
-    "interrupted": _WARN,
-    "running": _RUN,
-    "in progress": _RUN,
-    "pending": _GREY,
-}
-
-
-def esc(value: object) -> str:
-    """Escape any value for HTML text or attribute context (the one place that does)."""
-    return html.escape("" if value is None else str(value), quote=True)
 
 
 @dataclass(frozen=True)
@@ -126,101 +118,7 @@ class TurnInfo:
 _EMPTY = Rendered("", "", "")
 
 
-# -- reading untrusted wire dicts ------------------------------------------------------------
-
-
-def _s(value: object) -> str:
-    """A field as display text, whatever its wire type."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (bool, int, float)):
-        return str(value)
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return " ".join(value)
-    return _json(value)
-
-
-def _d(value: object) -> Json:
-    return value if isinstance(value, dict) else {}
-
-
-def _l(value: object) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple)) else []
-
-
-def _n(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return value if value == value else None  # NaN is no number
-
-
-def _json(value: object) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str, separators=(", ", ": "))
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-def _one_line(text: str, limit: int = _FIELD_BYTES) -> str:
-    return _cut(" ".join(text.split()), limit)
-
-
-def _duration(ms: object) -> str:
-    n = _n(ms)
-    if n is None or n < 0:
-        return ""
-    if n < 1000:
-        return f"{n:.0f} ms"
-    seconds = n / 1000
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    minutes, rest = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {rest} s"
-
-
-def _seconds(ms: object) -> str:
-    n = _n(ms)
-    if n is None or n < 0:
-        return "?"
-    return f"{n / 1000:.1f}".rstrip("0").rstrip(".") + " s"
-
-
-def _lines(text: str) -> int:
-    return text.count("\n") + (0 if not text or text.endswith("\n") else 1)
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
-
-
-# -- bounded escaping -------------------------------------------------------------------------
-
-
-def _cost(text: str) -> int:
-    return len(esc(text).encode("utf-8", "replace"))
-
-
-def _fit(text: str, budget: int, *, keep: str) -> str:
-    """The longest head or tail of ``text`` whose escaped UTF-8 fits in ``budget`` bytes."""
-    # No character escapes to more than 6 bytes, and none to fewer than 1.
-    if len(text) * 6 <= budget or (len(text) <= budget and _cost(text) <= budget):
-        return text
-    lo, hi = 0, min(len(text), budget)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if _cost(text[-mid:] if keep == "tail" else text[:mid]) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
-    if lo == 0:
-        return ""
-    return text[-lo:] if keep == "tail" else text[:lo]
+# -- bounded previews -------------------------------------------------------------------------
 
 
 def _preview(text: str, *, keep: str) -> str:
@@ -301,343 +199,7 @@ def _long_text(text: str, *, done: bool, keep: str, what: str) -> _Parts:
     return _Parts(markup, plain, md, body, note)
 
 
-# -- images and links ---------------------------------------------------------------------------
-
-_IMAGE_TYPES = ("png", "jpeg", "gif", "webp")
-_DATA_URL = re.compile(r"data:image/(png|jpeg|gif|webp);base64,([A-Za-z0-9+/]+={0,2})")
-_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
-_WEB_URL = re.compile(r"https?://[^\s\"'<>\\`\x00-\x1f\x7f]+", re.IGNORECASE)
-
-
-def _image_src(url: object) -> str | None:
-    """``url`` if it is a ``data:image/(png|jpeg|gif|webp);base64,`` URL with valid base64, else None."""
-    if not isinstance(url, str) or len(url) > MAX_IMAGE_CHARS:
-        return None
-    match = _DATA_URL.fullmatch(url)
-    if match is None or len(match.group(2)) % 4:
-        return None
-    return url
-
-
-def _sniff(data: str) -> str:
-    try:
-        head = base64.b64decode(data[:24])
-    except (binascii.Error, ValueError):
-        return "png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "gif"
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return "webp"
-    return "png"
-
-
-def _base64_image(data: object, mime: object = None) -> str | None:
-    """A data URL for base64 image data; the type from ``mime`` or else from the bytes (PNG if unsure)."""
-    if not isinstance(data, str):
-        return None
-    if data.startswith("data:"):
-        return _image_src(data)
-    data = data.replace("\n", "").replace("\r", "")
-    if not data or len(data) > MAX_IMAGE_CHARS or len(data) % 4 or not _BASE64.fullmatch(data):
-        return None
-    if mime is None:
-        kind = _sniff(data)
-    else:
-        kind = _s(mime).lower().removeprefix("image/")
-        kind = "jpeg" if kind == "jpg" else kind
-        if kind not in _IMAGE_TYPES:
-            return None
-    return f"data:image/{kind};base64,{data}"
-
-
-def _img(src: str, alt: str) -> str:
-    return f'<img src="{esc(src)}" alt="{esc(alt)}" style="{_IMG}" />'
-
-
-def _web_url(url: object) -> str | None:
-    if isinstance(url, str) and len(url) <= _LINE_CHARS and _WEB_URL.fullmatch(url):
-        return url
-    return None
-
-
-def _href(url: object) -> str | None:
-    """``url`` if a link may point there: the web, or mail."""
-    if isinstance(url, str) and re.fullmatch(r"mailto:[^\s\"'<>\\`]+", url):
-        return url
-    return _web_url(url)
-
-
-def _link(url: object, label: str | None = None) -> str:
-    safe = _web_url(url)
-    text = label if label is not None else _s(url)
-    if safe is None:
-        return f'<code style="{_CODE}">{esc(_cut(text, _FIELD_BYTES))}</code>'
-    return (
-        f'<a href="{esc(safe)}" target="_blank" rel="noopener noreferrer">'
-        f"{esc(_cut(text, _FIELD_BYTES))}</a>"
-    )
-
-
-# -- Markdown ------------------------------------------------------------------------------------
-
-_markdown: MarkdownIt | None = None
-_MD_STYLES = {
-    "paragraph_open": "margin:0.3em 0",
-    "bullet_list_open": "margin:0.3em 0;padding-left:1.6em",
-    "ordered_list_open": "margin:0.3em 0;padding-left:1.6em",
-    "blockquote_open": (
-        "margin:0.3em 0;padding-left:0.8em;border-left:3px solid var(--jp-border-color2,#d0d7de);opacity:0.85"
-    ),
-    "table_open": "border-collapse:collapse;margin:0.3em 0",
-    "th_open": "border:1px solid var(--jp-border-color2,#d0d7de);padding:2px 6px",
-    "td_open": "border:1px solid var(--jp-border-color2,#d0d7de);padding:2px 6px",
-    "code_inline": "background:var(--jp-layout-color2,#f6f8fa);padding:0 3px;border-radius:3px;"
-    "font-family:var(--jp-code-font-family,monospace);font-size:90%",
-    "heading_open": "margin:0.5em 0 0.25em;font-size:1.1em",
-    "hr": "border:none;border-top:1px solid var(--jp-border-color2,#d0d7de)",
-}
-
-
-def _md_code_block(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
-    return f'<pre style="{_PRE}"><code>{esc(tokens[idx].content)}</code></pre>\n'
-
-
-def _md_image(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
-    # Only validated data URLs are inlined: no external resources.
-    token = tokens[idx]
-    src = token.attrGet("src")
-    alt = self.renderInlineAsText(token.children, options, env)
-    if _image_src(src):
-        return _img(str(src), alt)
-    if _web_url(src):
-        return _link(src, "\U0001f5bc " + (alt or str(src)))
-    return esc(alt or src)
-
-
-def _markdown_it() -> MarkdownIt:
-    """The one Markdown parser: CommonMark plus tables and strikethrough, raw HTML escaped."""
-    global _markdown
-    if _markdown is None:
-        from markdown_it import MarkdownIt
-
-        md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
-        md.enable(["table", "strikethrough"])
-        # Text is shown as written: "&amp;" stays "&amp;" here as in every other field.
-        md.disable("entity")
-        md.add_render_rule("fence", _md_code_block)
-        md.add_render_rule("code_block", _md_code_block)
-        md.add_render_rule("image", _md_image)
-        _markdown = md
-    return _markdown
-
-
-def _style_tokens(tokens: Iterable[Token]) -> None:
-    for token in tokens:
-        style = _MD_STYLES.get(token.type)
-        if style:
-            old = token.attrGet("style")
-            token.attrSet("style", f"{old};{style}" if old else style)
-        if token.type == "link_open":
-            # markdown-it already refuses javascript: and friends; keep only web and mail links.
-            if _href(token.attrGet("href")) is None:
-                token.attrs.pop("href", None)
-            else:
-                token.attrSet("target", "_blank")
-                token.attrSet("rel", "noopener noreferrer")
-        if token.children:
-            _style_tokens(token.children)
-
-
-def _markdown_parts(text: str) -> tuple[str, str]:
-    """Markdown source to (HTML, safe Markdown); both stay well-formed for partial text."""
-    from markdown_it.tree import SyntaxTreeNode
-
-    md = _markdown_it()
-    tokens = md.parse(text)
-    _style_tokens(tokens)
-    markup = md.renderer.render(tokens, md.options, {})
-    source = "\n".join(_md_blocks(SyntaxTreeNode(tokens).children)).strip("\n")
-    return markup, source
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&|~$])")
-_MD_LINE_MARK = re.compile(r"^( {0,3})([#>+=-])", re.MULTILINE)
-_MD_LINE_NUMBER = re.compile(r"^( {0,3}\d{1,9})([.)])", re.MULTILINE)
-
-
-def _md_lines(text: str) -> str:
-    """Escape what would start a block (heading, quote, list, rule) at the start of a line."""
-    return _MD_LINE_NUMBER.sub(r"\1\\\2", _MD_LINE_MARK.sub(r"\1\\\2", text))
-
-
-def _md_escape(text: str, *, inline: bool = True) -> str:
-    """Plain text for Markdown: nothing in it starts markup, HTML or math.
-
-    ``inline`` text goes mid-line, so only its own line breaks start lines.
-    """
-    text = _MD_SPECIAL.sub(r"\\\1", text)
-    if inline:
-        return _md_lines("\x00" + text)[1:]
-    return _md_lines(text)
-
-
-def _md_code(text: str, *, table: bool = False) -> str:
-    body = text.replace("\n", " ")
-    if table:
-        body = body.replace("|", "\\|")
-    ticks = "`" * (max((len(run) for run in re.findall(r"`+", body)), default=0) + 1)
-    if body.startswith("`") or body.endswith("`") or (body.startswith(" ") and body.endswith(" ")):
-        body = f" {body} "
-    return f"{ticks}{body}{ticks}" if body else ""
-
-
-def _fenced(text: str, info: str = "") -> str:
-    if not text:
-        return ""
-    fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
-    return f"{fence}{info}\n{text}\n{fence}"
-
-
-def _md_url(url: str) -> str:
-    """A link destination: markdown-it has percent-encoded it already, except for parentheses."""
-    for char, code in ((" ", "%20"), ("<", "%3C"), (">", "%3E"), ("\n", "%0A"), ("\\", "%5C")):
-        url = url.replace(char, code)
-    return f"<{url}>" if "(" in url or ")" in url else url
-
-
-def _md_inline(nodes: Sequence[SyntaxTreeNode], *, table: bool = False) -> str:
-    out = []
-    for node in nodes:
-        kind = node.type
-        if kind == "text":
-            out.append(_MD_SPECIAL.sub(r"\\\1", node.content))
-        elif kind == "code_inline":
-            out.append(_md_code(node.content, table=table))
-        elif kind == "softbreak":
-            out.append("\n")
-        elif kind == "hardbreak":
-            out.append("\\\n")
-        elif kind in ("em", "strong", "s"):
-            mark = node.markup or {"em": "*", "strong": "**", "s": "~~"}[kind]
-            out.append(f"{mark}{_md_inline(node.children, table=table)}{mark}")
-        elif kind == "link":
-            inner = _md_inline(node.children, table=table)
-            href = node.attrs.get("href")
-            out.append(f"[{inner}]({_md_url(str(href))})" if _href(href) else inner)
-        elif kind == "image":
-            src = str(node.attrs.get("src", ""))
-            alt = _md_inline(node.children, table=table)
-            if _image_src(src):
-                out.append(f"![{alt}]({src})")
-            elif _web_url(src):
-                out.append(f"[\U0001f5bc {alt}]({_md_url(src)})")
-            else:
-                out.append(alt)
-        else:
-            out.append(_MD_SPECIAL.sub(r"\\\1", node.content) + _md_inline(node.children, table=table))
-    return "".join(out)
-
-
-def _md_inline_of(node: SyntaxTreeNode, *, table: bool = False) -> str:
-    return "".join(_md_inline(child.children, table=table) for child in node.children if child.type == "inline")
-
-
-def _md_blocks(nodes: Sequence[SyntaxTreeNode], *, tight: bool = False) -> list[str]:
-    lines: list[str] = []
-    for node in nodes:
-        block = _md_block(node)
-        if not block:
-            continue
-        if lines and not tight:
-            lines.append("")
-        lines.extend(block)
-    return lines
-
-
-def _md_block(node: SyntaxTreeNode) -> list[str]:
-    kind = node.type
-    if kind == "paragraph":
-        return _md_lines(_md_inline_of(node)).split("\n")
-    if kind == "heading":
-        level = int(node.tag[1:]) if node.tag[1:].isdigit() else 1
-        return ["#" * level + " " + _md_inline_of(node).replace("\\\n", " ").replace("\n", " ")]
-    if kind == "blockquote":
-        return [f"> {line}".rstrip() for line in _md_blocks(node.children)] or [">"]
-    if kind in ("bullet_list", "ordered_list"):
-        return _md_list(node)
-    if kind in ("fence", "code_block"):
-        info = re.sub(r"[^\w+#.-]", "", node.info.split()[0]) if node.info.strip() else ""
-        body = node.content.rstrip("\n")
-        fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", body)), default=0) + 1)
-        return [fence + info, *(body.split("\n") if body else []), fence]
-    if kind == "hr":
-        return ["---"]
-    if kind == "table":
-        return _md_table(node)
-    # Anything else (raw HTML is off, so nothing expected): its text, escaped.
-    return _md_escape(node.content, inline=False).split("\n") if node.content else _md_blocks(node.children)
-
-
-def _md_list(node: SyntaxTreeNode) -> list[str]:
-    ordered = node.type == "ordered_list"
-    items = [child for child in node.children if child.type == "list_item"]
-    tight = all(p.hidden for item in items for p in item.children if p.type == "paragraph")
-    start = node.attrs.get("start", 1)
-    start = start if isinstance(start, int) else 1
-    lines: list[str] = []
-    for number, item in enumerate(items, start):
-        marker = f"{number}{item.markup or '.'}" if ordered else (item.markup or "-")
-        body = _md_blocks(item.children, tight=tight) or [""]
-        pad = " " * (len(marker) + 1)
-        if lines and not tight:
-            lines.append("")
-        lines.append(f"{marker} {body[0]}".rstrip())
-        lines.extend(f"{pad}{line}" if line else "" for line in body[1:])
-    return lines
-
-
-def _md_table(node: SyntaxTreeNode) -> list[str]:
-    rows: list[list[str]] = []
-    aligns: list[str] = []
-    for section in node.children:
-        for row in section.children:
-            cells = []
-            for cell in row.children:
-                cells.append(_md_inline_of(cell, table=True).replace("\\\n", " ").replace("\n", " ") or " ")
-                if not rows:
-                    match = re.search(r"text-align:(\w+)", str(cell.attrs.get("style", "")))
-                    aligns.append(match.group(1) if match else "")
-            rows.append(cells)
-    if not rows:
-        return []
-    marks = {"left": ":--", "center": ":-:", "right": "--:"}
-    lines = ["| " + " | ".join(rows[0]) + " |", "| " + " | ".join(marks.get(a, "---") for a in aligns) + " |"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
-    return lines
-
-
-# -- pieces every card uses -----------------------------------------------------------------------
-
-
-def _badge(label: str, colour: str) -> str:
-    return f'<span style="{_BADGE};background:{colour}">{esc(label)}</span>'
-
-
-def _card(colour: str, inner: str, *, extra: str = "") -> str:
-    return (
-        f'<div style="{_BOX};border-left:3px solid {colour};padding:1px 0 1px 8px;margin:3px 0'
-        f'{";" + extra if extra else ""}">{inner}</div>'
-    )
-
-
-def _label(text: str) -> str:
-    return f'<span style="{_DIM};{_SMALL};font-weight:600">{esc(text)}</span>'
-
-
-def _dim(text: str) -> str:
-    return f'<span style="{_DIM}">{esc(text)}</span>' if text else ""
+# -- item status ---------------------------------------------------------------------------------
 
 
 def _status(status: object, mode: str) -> tuple[str, str] | None:
@@ -663,17 +225,6 @@ def _status_text(state: tuple[str, str] | None) -> str:
 
 def _status_md(state: tuple[str, str] | None) -> str:
     return f" \u00b7 *{_md_escape(state[0])}*" if state else ""
-
-
-_CURSOR = '<span style="opacity:0.6">\u258d</span>'
-
-
-def _with_cursor(markup: str) -> str:
-    """Put the streaming cursor at the end of the last paragraph, or after the content."""
-    stripped = markup.rstrip()
-    if stripped.endswith("</p>"):
-        return stripped[: -len("</p>")] + f" {_CURSOR}</p>"
-    return markup + _CURSOR
 
 
 # -- header -------------------------------------------------------------------------------------------

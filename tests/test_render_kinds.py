@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from codex_magic import _render
+from codex_magic import _html, _render
 from codex_magic._render import (
     RENDER_FAILED,
     WHERE_FULL,
@@ -636,7 +636,7 @@ def test_image_view_rejects_bad_data_urls(url: Any) -> None:
 
 
 def test_image_data_url_size_cap(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_render, "MAX_IMAGE_CHARS", 100)
+    monkeypatch.setattr(_html, "MAX_IMAGE_CHARS", 100)  # the check lives in _html
     assert "<img" not in render({**ITEMS["imageView"], "dataUrl": "data:image/png;base64," + "A" * 100}).html
 
 

@@ -1,0 +1,214 @@
+"""Markup primitives: the one place where escaping happens.
+
+:func:`esc` escapes every string that reaches HTML outside the Markdown renderer.
+Next to it live the one visual style (colours, inline styles) and the small helpers
+that build safe markup from untrusted values: bounded escaping, validated data-URL
+images, web links, badges, cards and labels. Image sources are only ever validated
+``data:image/...;base64,`` URLs, so nothing loads an external resource.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import re
+
+from ._text import _FIELD_BYTES, _cut, _s
+
+# Data URLs longer than this are not inlined.
+MAX_IMAGE_CHARS = 8 * 1024 * 1024
+
+_LINE_CHARS = 2000
+
+
+# -- one visual style --------------------------------------------------------------------
+
+_STATUS_STYLE = {
+    "starting": ("#57606a", "\u25cb starting Codex"),
+    "running": ("#1f6feb", "\u25cf running"),
+    "completed": ("#1a7f37", "\u2714 completed"),
+    "failed": ("#cf222e", "\u2716 failed"),
+    "interrupted": ("#9a6700", "\u25a0 interrupted"),
+}
+_OK, _ERR, _WARN, _RUN, _GREY = "#1a7f37", "#cf222e", "#9a6700", "#1f6feb", "#6e7781"
+_C_ANSWER = "var(--jp-brand-color1,#1976d2)"
+_C_MUTED = "var(--jp-border-color1,#bdbdbd)"
+_C_THINK = "#8c959f"
+_C_FILE = "#bf8700"
+_C_PLAN = "#0969da"
+_C_TOOL = "#8250df"
+_C_WEB = "#1b7c83"
+_C_IMAGE = "#bf3989"
+_C_AGENT = "#6639ba"
+_C_REVIEW = "#bc4c00"
+
+_BOX = "font-family:var(--jp-ui-font-family,sans-serif);font-size:13px;line-height:1.45"
+_PRE = (
+    "white-space:pre-wrap;word-break:break-word;margin:2px 0;padding:4px 6px;"
+    "background:var(--jp-layout-color2,#f6f8fa);border-radius:4px;"
+    "font-family:var(--jp-code-font-family,monospace);font-size:12px"
+)
+_DIM = "color:var(--jp-ui-font-color2,#57606a)"
+_SMALL = "font-size:11px"
+_CODE = "font-family:var(--jp-code-font-family,monospace);font-size:12px;white-space:pre-wrap;word-break:break-word"
+_BADGE = (
+    "display:inline-block;padding:0 6px;border-radius:8px;color:#fff;font-size:11px;"
+    "font-weight:600;line-height:16px"
+)
+_IMG = "max-width:100%;max-height:480px;display:block;margin:2px 0"
+_ADD_BG = "background:rgba(46,160,67,0.18)"
+_DEL_BG = "background:rgba(248,81,73,0.18)"
+_HUNK = "color:#0969da;opacity:0.8"
+_HEAD = "font-weight:bold;opacity:0.75"
+_STATUS_COLOUR = {
+    "completed": _OK,
+    "failed": _ERR,
+    "errored": _ERR,
+    "declined": _WARN,
+    "interrupted": _WARN,
+    "running": _RUN,
+    "in progress": _RUN,
+    "pending": _GREY,
+}
+
+
+def esc(value: object) -> str:
+    """Escape any value for HTML text or attribute context (the one place that does)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+# -- bounded escaping -------------------------------------------------------------------------
+
+
+def _cost(text: str) -> int:
+    return len(esc(text).encode("utf-8", "replace"))
+
+
+def _fit(text: str, budget: int, *, keep: str) -> str:
+    """The longest head or tail of ``text`` whose escaped UTF-8 fits in ``budget`` bytes."""
+    # No character escapes to more than 6 bytes, and none to fewer than 1.
+    if len(text) * 6 <= budget or (len(text) <= budget and _cost(text) <= budget):
+        return text
+    lo, hi = 0, min(len(text), budget)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _cost(text[-mid:] if keep == "tail" else text[:mid]) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo == 0:
+        return ""
+    return text[-lo:] if keep == "tail" else text[:lo]
+
+
+# -- images and links ---------------------------------------------------------------------------
+
+_IMAGE_TYPES = ("png", "jpeg", "gif", "webp")
+_DATA_URL = re.compile(r"data:image/(png|jpeg|gif|webp);base64,([A-Za-z0-9+/]+={0,2})")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_WEB_URL = re.compile(r"https?://[^\s\"'<>\\`\x00-\x1f\x7f]+", re.IGNORECASE)
+
+
+def _image_src(url: object) -> str | None:
+    """``url`` if it is a ``data:image/(png|jpeg|gif|webp);base64,`` URL with valid base64, else None."""
+    if not isinstance(url, str) or len(url) > MAX_IMAGE_CHARS:
+        return None
+    match = _DATA_URL.fullmatch(url)
+    if match is None or len(match.group(2)) % 4:
+        return None
+    return url
+
+
+def _sniff(data: str) -> str:
+    try:
+        head = base64.b64decode(data[:24])
+    except (binascii.Error, ValueError):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "webp"
+    return "png"
+
+
+def _base64_image(data: object, mime: object = None) -> str | None:
+    """A data URL for base64 image data; the type from ``mime`` or else from the bytes (PNG if unsure)."""
+    if not isinstance(data, str):
+        return None
+    if data.startswith("data:"):
+        return _image_src(data)
+    data = data.replace("\n", "").replace("\r", "")
+    if not data or len(data) > MAX_IMAGE_CHARS or len(data) % 4 or not _BASE64.fullmatch(data):
+        return None
+    if mime is None:
+        kind = _sniff(data)
+    else:
+        kind = _s(mime).lower().removeprefix("image/")
+        kind = "jpeg" if kind == "jpg" else kind
+        if kind not in _IMAGE_TYPES:
+            return None
+    return f"data:image/{kind};base64,{data}"
+
+
+def _img(src: str, alt: str) -> str:
+    return f'<img src="{esc(src)}" alt="{esc(alt)}" style="{_IMG}" />'
+
+
+def _web_url(url: object) -> str | None:
+    if isinstance(url, str) and len(url) <= _LINE_CHARS and _WEB_URL.fullmatch(url):
+        return url
+    return None
+
+
+def _href(url: object) -> str | None:
+    """``url`` if a link may point there: the web, or mail."""
+    if isinstance(url, str) and re.fullmatch(r"mailto:[^\s\"'<>\\`]+", url):
+        return url
+    return _web_url(url)
+
+
+def _link(url: object, label: str | None = None) -> str:
+    safe = _web_url(url)
+    text = label if label is not None else _s(url)
+    if safe is None:
+        return f'<code style="{_CODE}">{esc(_cut(text, _FIELD_BYTES))}</code>'
+    return (
+        f'<a href="{esc(safe)}" target="_blank" rel="noopener noreferrer">'
+        f"{esc(_cut(text, _FIELD_BYTES))}</a>"
+    )
+
+
+# -- pieces every card uses -----------------------------------------------------------------------
+
+
+def _badge(label: str, colour: str) -> str:
+    return f'<span style="{_BADGE};background:{colour}">{esc(label)}</span>'
+
+
+def _card(colour: str, inner: str, *, extra: str = "") -> str:
+    return (
+        f'<div style="{_BOX};border-left:3px solid {colour};padding:1px 0 1px 8px;margin:3px 0'
+        f'{";" + extra if extra else ""}">{inner}</div>'
+    )
+
+
+def _label(text: str) -> str:
+    return f'<span style="{_DIM};{_SMALL};font-weight:600">{esc(text)}</span>'
+
+
+def _dim(text: str) -> str:
+    return f'<span style="{_DIM}">{esc(text)}</span>' if text else ""
+
+
+_CURSOR = '<span style="opacity:0.6">\u258d</span>'
+
+
+def _with_cursor(markup: str) -> str:
+    """Put the streaming cursor at the end of the last paragraph, or after the content."""
+    stripped = markup.rstrip()
+    if stripped.endswith("</p>"):
+        return stripped[: -len("</p>")] + f" {_CURSOR}</p>"
+    return markup + _CURSOR
