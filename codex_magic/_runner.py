@@ -14,7 +14,7 @@ import asyncio
 import threading
 import time
 from collections import deque
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from openai_codex import TurnHandle
 from openai_codex.models import Notification, UnknownNotification
@@ -37,6 +37,8 @@ class View(Protocol):
     def update(self, transcript: Transcript) -> None: ...
 
     def finish(self, transcript: Transcript) -> None: ...
+
+    def set_stop(self, stop: Callable[[], None] | None) -> None: ...
 
 
 class _Signal:
@@ -171,6 +173,7 @@ class TurnRun:
         for notice in notices:
             self.transcript.note("session", notice)
         threading.Thread(target=self._pump, name="codex-magic-pump", daemon=True).start()
+        self.view.set_stop(self.stop)
         self._render(force=True)
 
     def _pump(self) -> None:
@@ -228,6 +231,7 @@ class TurnRun:
             reason = self._deadline_passed()
             if reason:
                 self.request_interrupt(reason)
+            if self.interrupt_reason is not None:  # a deadline, or the view's Stop button
                 yield from self._settle()
                 return
             self._render()
@@ -250,6 +254,11 @@ class TurnRun:
             )
         return None
 
+    def stop(self) -> None:
+        """The view's Stop button: interrupt the turn and wake the loop to settle it."""
+        self.request_interrupt("stopped by the user")
+        self._data.set()
+
     def request_interrupt(self, reason: str) -> None:
         """Send ``turn/interrupt`` once and note why."""
         if self.interrupt_reason is not None or self.handle is None:
@@ -271,6 +280,7 @@ class TurnRun:
 
     def _finish(self) -> RunResult:
         self.session.set_request_sink(None)
+        self.view.set_stop(None)
         self._drain()
         if not self.transcript.done:
             self.transcript.abandon(INTERRUPTED, self.interrupt_reason)

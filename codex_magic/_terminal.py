@@ -14,7 +14,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from ._render import render_item, render_notice
 from ._transcript import COMPLETED, FAILED, ItemState, Transcript
@@ -63,6 +63,9 @@ class TextView:
         self._items(transcript)
         self._notes(transcript)
         self._flush()
+
+    def set_stop(self, stop: Callable[[], None] | None) -> None:
+        """Terminals stop a turn with Ctrl-C; there is no button."""
 
     def finish(self, transcript: Transcript) -> None:
         """Print what is left, close items still in flight as unfinished, then the status line."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import Any
+from typing import Any, Callable
 
 from ._render import (
     Rendered,
@@ -98,7 +98,16 @@ class WidgetView:
         self._style = HTMLStyle()
         starting = render_header(status="starting", elapsed=0.0, info=TurnInfo())
         self.header = self._html(starting.html)
-        self.root = widgets.VBox([self.header], layout=self._layout)
+        self.stop = widgets.Button(
+            description="Stop",
+            icon="stop",
+            tooltip="Interrupt this turn; the result so far is kept in _codex_result",
+            layout=widgets.Layout(width="auto", flex="0 0 auto"),
+        )
+        self._stop_callback: Callable[[], None] | None = None
+        self.stop.on_click(self._clicked_stop)
+        self.top = widgets.HBox([self.header], layout=widgets.Layout(justify_content="space-between"))
+        self.root = widgets.VBox([self.top], layout=self._layout)
         self.root.add_class("codex-magic")
         self._items: dict[str, tuple[Any, int]] = {}
         self._item_order: list[Any] = []
@@ -125,6 +134,19 @@ class WidgetView:
     def _set(widget: Any, value: str) -> None:
         if widget.value != value:
             widget.value = value
+
+    def set_stop(self, stop: Callable[[], None] | None) -> None:
+        """Show the Stop button while ``stop`` can interrupt the turn; hide it with None."""
+        self._stop_callback = stop
+        self.top.children = (self.header, self.stop) if stop is not None else (self.header,)
+
+    def _clicked_stop(self, _button: Any) -> None:
+        # Runs on the kernel's event loop while the awaited cell waits for the turn.
+        stop, self._stop_callback = self._stop_callback, None
+        if stop is not None:
+            self.stop.disabled = True
+            self.stop.description = "Stopping"
+            stop()
 
     def _extra(self, name: str, source: Any, render: Any) -> bool:
         """Show ``render(source)`` in the named extra child; True if the child was added."""
@@ -165,7 +187,7 @@ class WidgetView:
         if changed:
             extras = self._extras
             self.root.children = (
-                self.header,
+                self.top,
                 *([extras["plan"]] if "plan" in extras else []),
                 *self._item_order,
                 *([extras["notices"]] if "notices" in extras else []),

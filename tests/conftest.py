@@ -107,8 +107,19 @@ class Kernel:
         self.client.start_channels()
         self.client.wait_for_ready(timeout=60)
 
-    def run(self, code: str, *, interrupt_after: float | None = None, timeout: float = 60) -> Execution:
-        """Execute code and collect its iopub messages until the kernel is idle again."""
+    def run(
+        self,
+        code: str,
+        *,
+        interrupt_after: float | None = None,
+        timeout: float = 60,
+        on_message: Any = None,
+    ) -> Execution:
+        """Execute code and collect its iopub messages until the kernel is idle again.
+
+        ``on_message(kernel, execution, message)`` is called for each message of the cell
+        as it arrives, so a test can act while the cell runs (click a button, say).
+        """
         msg_id = self.client.execute(code)
         started = time.monotonic()
         execution = Execution()
@@ -127,12 +138,20 @@ class Kernel:
             if message["parent_header"].get("msg_id") != msg_id:
                 continue
             execution.messages.append(message)
+            if on_message is not None:
+                on_message(self, execution, message)
             content = message["content"]
             if message["msg_type"] == "status" and content["execution_state"] == "idle":
                 execution.seconds = time.monotonic() - started
                 while execution.reply.get("parent_header", {}).get("msg_id") != msg_id:
                     execution.reply = self.client.get_shell_msg(timeout=10)
                 return execution
+
+    def click(self, model_id: str) -> None:
+        """Click a button widget, with the message a frontend sends."""
+        content = {"comm_id": model_id, "data": {"method": "custom", "content": {"event": "click"}}}
+        message = self.client.session.msg("comm_msg", content)
+        self.client.shell_channel.send(message)
 
     def value(self, expression: str) -> str:
         """The printed value of an expression in the kernel."""

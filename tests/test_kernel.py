@@ -4,6 +4,8 @@ codex app-server and the scripted model."""
 from __future__ import annotations
 
 import json
+import time
+from typing import Any
 
 import pytest
 
@@ -231,3 +233,43 @@ def test_saved_output_and_result_display_carry_the_transcript(kernel: Kernel, of
     assert "<strong>alpha</strong>" in data["text/html"] and "printf" in data["text/html"]
     assert "Printed" in data["text/markdown"]
     assert data["text/plain"].startswith("[codex]")
+
+
+def _button_ids(execution: Any) -> list[str]:
+    return [
+        m["content"]["comm_id"]
+        for m in execution.of("comm_open")
+        if m["content"]["data"]["state"].get("_model_name") == "ButtonModel"
+    ]
+
+
+def test_stop_button_interrupts_the_turn_and_the_thread_goes_on(kernel: Kernel, offline: Offline) -> None:
+    offline.model.add(Reply(items=[message("word " * 400, deltas=True)], delay=0.02), message("Still here."))
+    clicked: dict[str, float] = {}
+
+    def click_when_streaming(kernel: Kernel, execution: Any, message: dict[str, Any]) -> None:
+        state = json.dumps(message["content"].get("data", {}).get("state", {}))
+        if not clicked and message["msg_type"] in ("comm_msg", "comm_open") and "word word word" in state:
+            (button,) = _button_ids(execution)
+            kernel.click(button)
+            clicked["at"] = time.monotonic()
+
+    execution = kernel.run("%%codex\nTalk slowly.", on_message=click_when_streaming)
+    assert clicked, "the turn never streamed"
+    assert time.monotonic() - clicked["at"] < 2.5  # the cell ended soon after the click
+    assert execution.error is not None and execution.error["ename"] == "TurnInterruptedError"
+    assert "stopped by the user" in execution.error["evalue"]
+    assert kernel.value("_codex_result.status.value") == "interrupted"
+    assert 0 < int(kernel.value("len(_codex_result.items[-1].root.text)")) < len("word " * 400)
+    # The button is gone from the finished widget.
+    (button,) = _button_ids(execution)
+    last_children = [
+        m["content"]["data"]["state"]["children"]
+        for m in execution.of("comm_msg")
+        if "children" in m["content"]["data"].get("state", {})
+    ]
+    assert f"IPY_MODEL_{button}" in str(last_children) and f"IPY_MODEL_{button}" not in str(last_children[-1])
+
+    again = kernel.run("%%codex\nAre you there?")
+    assert again.error is None, again.error
+    assert kernel.value("_codex_result.final_response") == "Still here."
