@@ -72,6 +72,9 @@ def _with_deadline(call: Callable[[], T], seconds: float, what: str) -> T:
     raise value
 
 
+DEFAULT_EFFORT = "medium"  # Codex's model_reasoning_effort when its config names none
+
+
 @dataclass(frozen=True)
 class TurnSettings:
     """The effective settings of one turn (cell options over kernel-wide defaults)."""
@@ -315,6 +318,11 @@ class CodexSession:
         # of them: a one-off --model must not leak into the next cell.
         model = settings.model or self._thread_defaults.get("model")
         effort = settings.effort or self._thread_defaults.get("effort")
+        if effort is None and self._thread_defaults.get("sent_effort"):
+            # An effort sent once sticks to the thread; Codex reported no default to go
+            # back to, so go back to Codex's documented default.
+            effort = DEFAULT_EFFORT
+        self._thread_defaults["sent_effort"] = effort
         handle = thread.turn(
             prompt,
             cwd=settings.cwd,

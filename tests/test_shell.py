@@ -3,6 +3,7 @@ against the real app-server and the scripted model."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -215,3 +216,16 @@ def test_retrying_without_progress_is_given_up(
     with pytest.raises(TurnInterruptedError, match=r"gave up after 0.3 s of retries \(Reconnecting"):
         shell.run_cell_magic("codex", "", "Hello")
     assert shell.user_ns["_codex_result"].status.value == "interrupted"
+
+
+def test_effort_and_sandbox_reach_the_model_request(shell: Any, offline: Offline) -> None:
+    offline.model.add(message("one"), message("two"))
+    shell.run_cell_magic("codex", "--effort low --sandbox read-only", "One")
+    first = offline.model.requests[-1].body
+    assert (first.get("reasoning") or {}).get("effort") == "low"
+    assert "read-only" in json.dumps(first["input"])  # the sandbox is described to the model
+    shell.run_cell_magic("codex", "", "Two")
+    second = offline.model.requests[-1].body
+    # A one-off option does not stick to the thread: the next turn is back to the defaults.
+    assert (second.get("reasoning") or {}).get("effort") != "low"
+    assert "workspace-write" in json.dumps(second["input"])
