@@ -46,6 +46,9 @@ class CodexMagic(Magics, Configurable):
     retry_timeout = CFloat(
         120.0, help="Seconds a turn may keep retrying without progress before it is interrupted (0: no limit)."
     ).tag(config=True)
+    approval_timeout = CFloat(
+        600.0, help="Seconds an approval request waits for a click before it is declined."
+    ).tag(config=True)
     startup_timeout = CFloat(30.0, help="Seconds the codex app-server may take to start.").tag(
         config=True
     )
@@ -115,6 +118,7 @@ class CodexMagic(Magics, Configurable):
             timeout=timeout or None,
             retry_timeout=self.retry_timeout or None,
         )
+        run.approval_timeout = self.approval_timeout
         return run, args.out
 
     def _view(self) -> Any:

@@ -1023,6 +1023,29 @@ def render_notice(kind: str, text: str) -> Rendered:
     )
 
 
+def render_approval(method: str, params: Json) -> Rendered:
+    """What an approval request asks: the command and where, or the file change; and why."""
+    command = shown_command(_s(params.get("command")))
+    cwd = _s(params.get("cwd"))
+    reason = _s(params.get("reason"))
+    if method == "item/fileChange/requestApproval":
+        what = "Codex asks to change files" + (f" under {_s(params.get('grantRoot'))}" if params.get("grantRoot") else "")
+        detail_html, detail_text = "", ""
+    else:
+        what = "Codex asks to run a command outside the sandbox"
+        detail_html = f'<div><code style="{_CODE}">$ {esc(command)}</code>' + (
+            f'<span style="{_DIM};{_SMALL}"> \u00b7 {esc(cwd)}</span></div>' if cwd else "</div>"
+        )
+        detail_text = f"\n$ {command}" + (f"  ({cwd})" if cwd else "")
+    why_html = f'<div style="{_DIM}">reason: {esc(reason)}</div>' if reason else ""
+    why_text = f"\nreason: {reason}" if reason else ""
+    return Rendered(
+        _card(_WARN, f"<div><b>{esc(what)}</b></div>{detail_html}{why_html}"),
+        f"? {what}{detail_text}{why_text}",
+        f"**{_md_escape(what)}**" + (f"\n\n{_md_code(command)}" if command else "") + (f"\n\nreason: {_md_escape(reason)}" if reason else ""),
+    )
+
+
 def join(parts: list[Rendered]) -> Rendered:
     """Concatenate rendered pieces, skipping empty ones."""
     kept = [p for p in parts if p.html or p.text or p.markdown]

@@ -21,7 +21,7 @@ from openai_codex.models import Notification, UnknownNotification
 
 from ._errors import TurnFailedError, TurnInterruptedError
 from ._result import RunResult, build_result
-from ._session import CodexSession, TurnSettings
+from ._session import CodexSession, TurnSettings, decline_response
 from ._transcript import FAILED, INTERRUPTED, Transcript
 
 Json = dict[str, Any]
@@ -39,6 +39,10 @@ class View(Protocol):
     def finish(self, transcript: Transcript) -> None: ...
 
     def set_stop(self, stop: Callable[[], None] | None) -> None: ...
+
+    def ask(self, pending: Pending) -> None: ...
+
+    def withdraw(self, pending: Pending) -> None: ...
 
 
 class _Signal:
@@ -124,6 +128,39 @@ _REQUEST_KINDS = {
 }
 
 
+APPROVALS = ("item/commandExecution/requestApproval", "item/fileChange/requestApproval")
+APPROVAL_TIMEOUT = 600.0
+
+
+class Pending:
+    """An approval request waiting for the user's decision in the view."""
+
+    def __init__(self, method: str, params: Json, text: str) -> None:
+        self.method, self.params, self.text = method, params, text
+        self.answered = threading.Event()
+        self.response: Json = {}
+        self.by = ""
+
+    def decisions(self) -> list[str]:
+        """The simple decisions the request offers, decline always among them."""
+        offered = [d for d in self.params.get("availableDecisions") or [] if isinstance(d, str)]
+        if not offered:
+            offered = ["accept", "acceptForSession", "decline", "cancel"]
+        return [d for d in ("accept", "acceptForSession", "decline", "cancel") if d in offered or d == "decline"]
+
+    def answer(self, response: Json, by: str) -> None:
+        """Record the decision (the first one wins) and release the waiting reader thread."""
+        if not self.answered.is_set():
+            self.response, self.by = response, by
+            self.answered.set()
+
+    def decision_word(self) -> str:
+        decision = self.response.get("decision")
+        return {"accept": "approved", "acceptForSession": "approved for the session", "cancel": "cancelled"}.get(
+            str(decision), "declined"
+        )
+
+
 class TurnRun:
     """One turn from start to result: pump, fold, throttled view refreshes, interrupts."""
 
@@ -152,6 +189,9 @@ class TurnRun:
         self._last_render = 0.0
         self._rendered_version = -1
         self.interrupt_reason: str | None = None
+        self.approval_timeout = APPROVAL_TIMEOUT
+        self._pending: list[Pending] = []
+        self._can_ask = False  # True when clicks reach the kernel while the turn runs
 
     # -- starting -------------------------------------------------------------------
 
@@ -188,13 +228,25 @@ class TurnRun:
             self._ended.set()
             self._data.set()
 
-    def _on_server_request(self, method: str, params: Json, response: Json) -> None:
+    def _on_server_request(self, method: str, params: Json) -> Json:
+        """Answer a server request; runs on the SDK's reader thread and may wait for a click."""
         what = _REQUEST_KINDS.get(method, method)
         detail = params.get("command") or params.get("tool") or params.get("message") or ""
         reason = params.get("reason")
         text = f"{what}{f': {detail}' if detail else ''}{f' ({reason})' if reason else ''}"
-        self._inbox.append(("declined", f"{text}; widen --sandbox if the task needs it"))
+        if method not in APPROVALS or not self._can_ask:
+            self._inbox.append(("declined", f"{text}; no one to ask here, widen --sandbox if the task needs it"))
+            self._data.set()
+            return decline_response(method)
+        pending = Pending(method, params, text)
+        self._pending.append(pending)
+        self._inbox.append(pending)
         self._data.set()
+        if not pending.answered.wait(self.approval_timeout):
+            pending.answer(decline_response(method), f"nobody answered within {self.approval_timeout:g} s")
+        self._inbox.append((pending.decision_word(), f"{text}: {pending.by}"))
+        self._data.set()
+        return pending.response
 
     # -- the loop -------------------------------------------------------------------
 
@@ -208,6 +260,8 @@ class TurnRun:
                 transcript.apply(method, params)
             elif isinstance(entry, tuple):
                 transcript.note(*entry)
+            elif isinstance(entry, Pending):
+                self.view.ask(entry)
             else:
                 self.session.close()
                 transcript.abandon(FAILED, f"lost the codex app-server: {entry}")
@@ -265,6 +319,7 @@ class TurnRun:
             return
         self.interrupt_reason = reason
         self.transcript.note("interrupt", reason)
+        self._withdraw("the turn was interrupted")
         if not self.session.interrupt(self.handle):
             self.transcript.note("interrupt", "the app-server did not acknowledge the interrupt")
 
@@ -278,7 +333,14 @@ class TurnRun:
                 return
             yield self._ended, left
 
+    def _withdraw(self, why: str) -> None:
+        # The reader thread waits on an open request: answer it, or the turn cannot end.
+        for pending in self._pending:
+            pending.answer({"decision": "cancel"} if pending.method in APPROVALS else {}, f"withdrawn: {why}")
+            self.view.withdraw(pending)
+
     def _finish(self) -> RunResult:
+        self._withdraw("the turn ended")
         self.session.set_request_sink(None)
         self.view.set_stop(None)
         self._drain()
@@ -310,6 +372,7 @@ class TurnRun:
     async def run_async(self) -> RunResult:
         """Run the turn as a coroutine; cancellation (the kernel's interrupt) interrupts it."""
         loop = asyncio.get_running_loop()
+        self._can_ask = getattr(self.view, "can_ask", False)
         self._data.bind(loop)
         self._ended.bind(loop)
         self.begin()

@@ -26,7 +26,8 @@ from openai_codex.types import ReasoningEffort
 from ._errors import AppServerError, NotLoggedInError
 
 Json = dict[str, Any]
-RequestSink = Callable[[str, Json, Json], None]
+# Answers a server request (approval, question, tool call); may block for the user.
+RequestSink = Callable[[str, Json], Json]
 
 # Start the app-server in a new session, then exec it: Jupyter's interrupt sends
 # SIGINT to the kernel's whole process group, which would otherwise kill it.
@@ -243,14 +244,14 @@ class CodexSession:
     def _on_server_request(self, method: str, params: Json | None) -> Json:
         # Runs on the SDK's reader thread: an exception here would kill it, so
         # every failure becomes a decline.
-        response = decline_response(method)
         sink = self._sink
-        if sink is not None:
-            try:
-                sink(method, params or {}, response)
-            except Exception:
-                pass
-        return response
+        if sink is None:
+            return decline_response(method)
+        try:
+            response = sink(method, params or {})
+        except Exception:
+            return decline_response(method)
+        return response if isinstance(response, dict) else decline_response(method)
 
     # -- thread ---------------------------------------------------------------------
 

@@ -64,8 +64,16 @@ class TextView:
         self._notes(transcript)
         self._flush()
 
+    can_ask = False  # approvals are declined in a terminal, visibly
+
     def set_stop(self, stop: Callable[[], None] | None) -> None:
         """Terminals stop a turn with Ctrl-C; there is no button."""
+
+    def ask(self, pending: object) -> None:
+        """Terminals are not asked (the runner declines); nothing to show."""
+
+    def withdraw(self, pending: object) -> None:
+        """Nothing was shown, so nothing to withdraw."""
 
     def finish(self, transcript: Transcript) -> None:
         """Print what is left, close items still in flight as unfinished, then the status line."""

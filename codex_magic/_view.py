@@ -21,6 +21,7 @@ from ._render import (
     render_header,
     render_item,
     render_notice,
+    render_approval,
     render_plan,
 )
 from ._transcript import ItemState, Transcript
@@ -84,8 +85,18 @@ def final_render(transcript: Transcript, images: dict[str, str | None] | None = 
     return join(parts)
 
 
+_DECISION_LABELS = {
+    "accept": ("Approve", "success"),
+    "acceptForSession": ("Approve for this session", "success"),
+    "decline": ("Decline", "warning"),
+    "cancel": ("Cancel the turn", "danger"),
+}
+
+
 class WidgetView:
     """One live ipywidgets tree per turn; only the children that changed are updated."""
+
+    can_ask = True  # approvals are answered with buttons in the widget
 
     def __init__(self) -> None:
         import ipywidgets as widgets
@@ -115,6 +126,7 @@ class WidgetView:
         # Shown only once there is something to show: the plan, notices, the turn's diff.
         self._extras: dict[str, Any] = {}
         self._extra_sources: dict[str, Any] = {}
+        self._asks: dict[int, Any] = {}  # open approval requests, by id(pending)
         self.handle = display(self._bundle(Rendered(html="", text=starting.text)), raw=True, display_id=True)
 
     def _html(self, value: str) -> Any:
@@ -185,14 +197,41 @@ class WidgetView:
         changed |= self._extra("plan", transcript.plan, lambda plan: render_plan(plan).html)
         changed |= self._extra("diff", transcript.diff, lambda diff: render_diff(diff).html)
         if changed:
-            extras = self._extras
-            self.root.children = (
-                self.top,
-                *([extras["plan"]] if "plan" in extras else []),
-                *self._item_order,
-                *([extras["notices"]] if "notices" in extras else []),
-                *([extras["diff"]] if "diff" in extras else []),
-            )
+            self._layout_children()
+
+    def _layout_children(self) -> None:
+        extras = self._extras
+        self.root.children = (
+            self.top,
+            *([extras["plan"]] if "plan" in extras else []),
+            *self._item_order,
+            *self._asks.values(),
+            *([extras["notices"]] if "notices" in extras else []),
+            *([extras["diff"]] if "diff" in extras else []),
+        )
+
+    def ask(self, pending: Any) -> None:
+        """Show an approval request with a button per decision it offers."""
+        widgets = self._widgets
+        buttons = []
+        for decision in pending.decisions():
+            label, style = _DECISION_LABELS[decision]
+            button = widgets.Button(description=label, button_style=style, layout=widgets.Layout(width="auto"))
+            button.on_click(lambda _b, d=decision: self._decide(pending, d))
+            buttons.append(button)
+        box = widgets.VBox([self._html(render_approval(pending.method, pending.params).html), widgets.HBox(buttons)])
+        self._asks[id(pending)] = box
+        self._layout_children()
+
+    def _decide(self, pending: Any, decision: str) -> None:
+        # Runs on the kernel's event loop; the SDK's reader thread waits for this answer.
+        pending.answer({"decision": decision}, "the user")
+        self.withdraw(pending)
+
+    def withdraw(self, pending: Any) -> None:
+        """Remove a request's buttons: it was answered, timed out, or the turn ended."""
+        if self._asks.pop(id(pending), None) is not None:
+            self._layout_children()
 
     def finish(self, transcript: Transcript) -> None:
         """Show the final state, and put the transcript in the saved output."""

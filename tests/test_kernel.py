@@ -78,8 +78,17 @@ def test_interrupt_mid_stream_keeps_partial_result(kernel: Kernel, offline: Offl
     slow = Reply(items=[message("word " * 400, deltas=True)], delay=0.02)
     offline.model.add(slow, message("Still here."))
 
-    execution = kernel.run("%%codex\nTalk slowly.", interrupt_after=2.0)
-    assert execution.seconds < 2.0 + 2.5, execution.seconds  # ends within ~2 s of the interrupt
+    sent: dict[str, float] = {}
+
+    def interrupt_when_streaming(kernel: Kernel, execution: Any, message: dict[str, Any]) -> None:
+        state = json.dumps(message["content"].get("data", {}).get("state", {}))
+        if not sent and message["msg_type"] in ("comm_msg", "comm_open") and "word word word" in state:
+            kernel.manager.interrupt_kernel()  # what Jupyter's interrupt button does
+            sent["at"] = time.monotonic()
+
+    execution = kernel.run("%%codex\nTalk slowly.", on_message=interrupt_when_streaming)
+    assert sent, "the turn never streamed"
+    assert time.monotonic() - sent["at"] < 2.5  # the cell ended within ~2 s of the interrupt
     assert execution.error is not None and execution.error["ename"] == "TurnInterruptedError"
     assert kernel.value("_codex_result.status.value") == "interrupted"
     assert kernel.value("_codex_result.final_response") == "None"
@@ -273,3 +282,57 @@ def test_stop_button_interrupts_the_turn_and_the_thread_goes_on(kernel: Kernel, 
     again = kernel.run("%%codex\nAre you there?")
     assert again.error is None, again.error
     assert kernel.value("_codex_result.final_response") == "Still here."
+
+
+def _buttons(execution: Any) -> dict[str, str]:
+    return {
+        m["content"]["data"]["state"]["description"]: m["content"]["comm_id"]
+        for m in execution.of("comm_open")
+        if m["content"]["data"]["state"].get("_model_name") == "ButtonModel"
+    }
+
+
+@pytest.mark.parametrize(("choice", "runs"), [("Approve", True), ("Decline", False)])
+def test_approval_is_asked_in_the_widget(kernel: Kernel, offline: Offline, choice: str, runs: bool) -> None:
+    marker = offline.workspace / "approved.txt"
+    escalate = exec_command(f"touch {marker}", sandbox_permissions="require_escalated", justification="make a file")
+    offline.model.add(escalate, message("Done."))
+    asked: dict[str, Any] = {}
+
+    def answer(kernel: Kernel, execution: Any, message: dict[str, Any]) -> None:
+        buttons = _buttons(execution)
+        if not asked and "Cancel the turn" in buttons:  # the last button of the request
+            asked["buttons"] = sorted(buttons)
+            asked["marker existed"] = marker.exists()
+            kernel.click(buttons[choice])
+
+    execution = kernel.run("%%codex --sandbox read-only\nMake the file.", on_message=answer)
+    assert execution.error is None, execution.error
+    assert "Approve" in asked["buttons"] and "Decline" in asked["buttons"]
+    assert asked["marker existed"] is False  # the command waited for the click
+    assert marker.exists() is runs
+    final = execution.of("update_display_data")[-1]["content"]["data"]["text/plain"]
+    assert ("approved" if runs else "declined") in final and "the user" in final
+    output = offline.model.requests[-1].function_call_outputs()[-1].lower()
+    assert ("rejected" in output) is not runs
+
+
+def test_stop_while_an_approval_is_open_withdraws_it(kernel: Kernel, offline: Offline) -> None:
+    marker = offline.workspace / "never.txt"
+    escalate = exec_command(f"touch {marker}", sandbox_permissions="require_escalated", justification="make a file")
+    offline.model.add(escalate, message("unused"), message("Next."))
+    clicked: dict[str, float] = {}
+
+    def stop(kernel: Kernel, execution: Any, message: dict[str, Any]) -> None:
+        buttons = _buttons(execution)
+        if not clicked and "Cancel the turn" in buttons:
+            kernel.click(buttons["Stop"])
+            clicked["at"] = time.monotonic()
+
+    execution = kernel.run("%%codex --sandbox read-only\nMake the file.", on_message=stop)
+    assert clicked and time.monotonic() - clicked["at"] < 3
+    assert execution.error is not None and execution.error["ename"] == "TurnInterruptedError"
+    assert not marker.exists()
+    assert "withdrawn" in execution.of("update_display_data")[-1]["content"]["data"]["text/plain"]
+    again = kernel.run("%%codex\nGo on.")
+    assert again.error is None, again.error

@@ -50,12 +50,22 @@ def test_keyboard_interrupt_interrupts_the_turn(shell: Any, offline: Offline) ->
     offline.model.add(Reply(items=[message("slow " * 300, deltas=True)], delay=0.02), message("Resumed."))
     main = threading.main_thread().ident
     assert main is not None
-    timer = threading.Timer(1.0, signal.pthread_kill, (main, signal.SIGINT))
+
+    def ctrl_c_once_streaming() -> None:
+        deadline = time.monotonic() + 30
+        while not offline.model.requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.6)  # about 30 words at 0.02 s each
+        sent.append(time.monotonic())
+        signal.pthread_kill(main, signal.SIGINT)
+
+    sent: list[float] = []
+
+    timer = threading.Thread(target=ctrl_c_once_streaming, daemon=True)
     timer.start()
-    started = time.monotonic()
     with pytest.raises(TurnInterruptedError, match="interrupted by the user"):
         shell.run_cell_magic("codex", "", "Talk slowly.")
-    assert time.monotonic() - started < 3.5
+    assert time.monotonic() - sent[0] < 2.5  # the cell ended within ~2 s of Ctrl-C
     result = shell.user_ns["_codex_result"]
     assert result.status.value == "interrupted"
     assert result.final_response is None  # as the SDK: the message never completed...
