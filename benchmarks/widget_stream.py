@@ -45,7 +45,8 @@ CPU = "import time as _t; print(_t.process_time())"
 
 def scenarios() -> dict[str, list[object]]:
     """The scripted replies of each turn."""
-    words = [f"w{i % 10} " for i in range(DELTAS)]  # 3 characters a delta
+    # 3 characters a delta, in paragraphs of 50 words as a long answer has them.
+    words = [f"w{i % 10}" + ("\n\n" if i % 50 == 49 else " ") for i in range(DELTAS)]
     streamed = Reply([message("".join(words), deltas=True, chunk=3)])
     command = [exec_command(f"seq 1 {LINES}", login=False), message("Printed them all.")]
     return {f"{DELTAS:,} text deltas": [streamed], f"{LINES:,}-line command": command}

@@ -260,7 +260,8 @@ def render_header(
 ) -> Rendered:
     """The status line: status, elapsed time, model, sandbox, thread, tokens, retry, error."""
     colour, label = _STATUS_STYLE.get(status, (_GREY, status))
-    facts = [f"{elapsed:.1f} s"]
+    # Whole seconds while it runs: the header then changes about once a second.
+    facts = [f"{elapsed:.0f} s" if status in ("running", "starting") else f"{elapsed:.1f} s"]
     if info.model:
         facts.append(info.model)
     if info.sandbox:

@@ -85,6 +85,54 @@ def final_render(transcript: Transcript, images: dict[str, str | None] | None = 
     return join(parts)
 
 
+# A streaming message longer than this is shown as finished blocks, each sent once,
+# and a live tail, so a refresh does not re-send the whole message.
+BLOCK_CHARS = 8192
+
+
+def settled_end(text: str, start: int) -> int:
+    """Where the finished part of streaming Markdown ends: a blank line outside code fences.
+
+    Text with no such line for long is cut at a line end, or a space, instead: only the
+    streaming view splits there; the finished message is rendered whole.
+    """
+    separators = ("\n\n", "\n", " ") if len(text) - start > 4 * BLOCK_CHARS else ("\n\n",)
+    for separator in separators:
+        pos = text.rfind(separator, start)
+        while pos > start:
+            if text.count("```", 0, pos) % 2 == 0:
+                return pos + len(separator)
+            pos = text.rfind(separator, start, pos)
+    return start
+
+
+class _Blocks:
+    """The widgets of one long streaming message: finished blocks and a live tail."""
+
+    def __init__(self, view: WidgetView) -> None:
+        self.view = view
+        self.upto = 0
+        self.blocks: list[Any] = []
+        self.tail = view._html("")
+        self.box = view._widgets.VBox([self.tail], layout=view._layout)
+
+    def show(self, data: dict[str, Any]) -> None:
+        text = data.get("text") or ""
+        cut = settled_end(text, self.upto)
+        if cut - self.upto >= BLOCK_CHARS:
+            self.blocks.append(self.view._html(render_item({**data, "text": text[self.upto : cut]}).html))
+            self.upto = cut
+            self.box.children = (*self.blocks, self.tail)
+        self.view._set(self.tail, render_item({**data, "text": text[self.upto :]}, running=True).html)
+
+    def finish(self, html: str) -> None:
+        # The finished message is one piece again, rendered whole.
+        if self.blocks:
+            self.blocks, self.upto = [], 0
+            self.box.children = (self.tail,)
+        self.view._set(self.tail, html)
+
+
 _DECISION_LABELS = {
     "accept": ("Approve", "success"),
     "acceptForSession": ("Approve for this session", "success"),
@@ -127,6 +175,7 @@ class WidgetView:
         self._extras: dict[str, Any] = {}
         self._extra_sources: dict[str, Any] = {}
         self._asks: dict[int, Any] = {}  # open approval requests, by id(pending)
+        self._streams: dict[str, _Blocks] = {}  # long messages while they stream
         self.handle = display(self._bundle(Rendered(html="", text=starting.text)), raw=True, display_id=True)
 
     def _html(self, value: str) -> Any:
@@ -181,7 +230,15 @@ class WidgetView:
             # A finished turn re-renders items still in flight, to mark them unfinished.
             if known is not None and known[1] == state.version and not (transcript.done and not state.done):
                 continue
+            if self._stream(state, transcript.done, known):
+                changed |= known is None or known[0] is not self._streams[state.id].box
+                self._items[state.id] = (self._streams[state.id].box, state.version)
+                continue
             html = item_view(state, transcript.done, self._images).html
+            if state.id in self._streams:
+                self._streams.pop(state.id).finish(html)
+                self._items[state.id] = (self._items[state.id][0], state.version)
+                continue
             child = known[0] if known is not None else None
             if child is None and html:
                 child = self._html(html)
@@ -198,6 +255,22 @@ class WidgetView:
         changed |= self._extra("diff", transcript.diff, lambda diff: render_diff(diff).html)
         if changed:
             self._layout_children()
+
+    def _stream(self, state: ItemState, turn_done: bool, known: Any) -> bool:
+        """Show a long message still streaming as blocks and a tail; False if it is not one."""
+        if state.type != "agentMessage" or state.done or turn_done:
+            return False
+        blocks = self._streams.get(state.id)
+        if blocks is None:
+            if len(state.view().get("text") or "") <= BLOCK_CHARS:
+                return False
+            blocks = self._streams[state.id] = _Blocks(self)
+            if known is not None and known[0] in self._item_order:
+                self._item_order[self._item_order.index(known[0])] = blocks.box
+            else:
+                self._item_order.append(blocks.box)
+        blocks.show(state.view())
+        return True
 
     def _layout_children(self) -> None:
         extras = self._extras

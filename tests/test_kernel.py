@@ -336,3 +336,22 @@ def test_stop_while_an_approval_is_open_withdraws_it(kernel: Kernel, offline: Of
     assert "withdrawn" in execution.of("update_display_data")[-1]["content"]["data"]["text/plain"]
     again = kernel.run("%%codex\nGo on.")
     assert again.error is None, again.error
+
+
+def test_long_streaming_message_is_sent_in_blocks(kernel: Kernel, offline: Offline) -> None:
+    paragraphs = [f"Paragraph {i}: " + "lorem ipsum dolor " * 30 for i in range(120)]  # about 66 KB
+    text = "\n\n".join(paragraphs)
+    offline.model.add(Reply(items=[message(text, deltas=True, chunk=40)], delay=0.001))
+
+    execution = kernel.run("%%codex\nWrite a lot.")
+    assert execution.error is None, execution.error
+    sizes = [
+        len(json.dumps(m["content"]["data"]["state"]))
+        for m in execution.of("comm_msg")
+        if m["content"]["data"].get("method") == "update" and "value" in m["content"]["data"]["state"]
+    ]
+    final = execution.of("update_display_data")[-1]["content"]["data"]
+    # While it streams, no refresh re-sends the whole message; the finished one is whole.
+    assert max(sizes[:-3]) < len(text) / 2, sizes
+    assert "Paragraph 119" in final["text/html"] and "Paragraph 0" in final["text/html"]
+    assert kernel.value("len(_codex_result.final_response)") == str(len(text))

@@ -590,7 +590,7 @@ def test_header_context_percentage_uses_the_last_request() -> None:
 
 def test_header_without_optional_facts() -> None:
     rendered = render_header(status="running", elapsed=0.04, info=TurnInfo())
-    assert rendered.text == "[codex] \u25cf running \u00b7 0.0 s"
+    assert rendered.text == "[codex] \u25cf running \u00b7 0 s"  # whole seconds while running
     no_window = render_header(
         status="running", elapsed=0.0, info=TurnInfo(), usage={"last": {"totalTokens": 1}, "total": {"totalTokens": 2}}
     )
