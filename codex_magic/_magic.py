@@ -53,9 +53,6 @@ class CodexMagic(Magics, Configurable):
         config=True
     )
 
-    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
-        super().__init__(shell=shell, **kwargs)
-
     # -- %%codex ----------------------------------------------------------------------
 
     @magic_arguments(name="%%codex")

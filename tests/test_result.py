@@ -16,12 +16,11 @@ from codex_magic._render import esc
 from codex_magic._result import RunResult, build_result
 from codex_magic._transcript import FAILED, INTERRUPTED, Transcript
 
+from .record_notifications import STREAMED_TEXT, COMMAND_ANSWER, MARKUP
+
 DATA = Path(__file__).resolve().parent / "data"
 RECORDINGS = ["streamed_message", "command", "http_500", "interrupted", "markup"]
 
-STREAMED_TEXT = "Hello from the scripted model: this answer arrives word by word."
-COMMAND_ANSWER = "The command printed alpha, beta and gamma."
-MARKUP = "<script>alert(1)</script> <img src=x onerror=alert(1)> a &amp; b"
 HTTP_500_MESSAGE = "We\u2019re currently experiencing high demand, which may cause temporary errors."
 
 EXPECTED: dict[str, dict[str, Any]] = {

@@ -22,14 +22,11 @@ from codex_magic._transcript import (
     final_response,
 )
 
+from .record_notifications import STREAMED_TEXT, COMMAND_REASONING, COMMAND_ANSWER, MARKUP
+
 DATA = Path(__file__).resolve().parent / "data"
 RECORDINGS = ["streamed_message", "command", "http_500", "interrupted", "markup"]
 
-# What the recorder's scripts asked the model for (see record_notifications.py).
-STREAMED_TEXT = "Hello from the scripted model: this answer arrives word by word."
-COMMAND_REASONING = "I should run a command to see the output."
-COMMAND_ANSWER = "The command printed alpha, beta and gamma."
-MARKUP = "<script>alert(1)</script> <img src=x onerror=alert(1)> a &amp; b"
 HTTP_500_MESSAGE = "We\u2019re currently experiencing high demand, which may cause temporary errors."
 
 
