@@ -120,6 +120,7 @@ class CodexSession:
         self._client: CodexClient | None = None
         self._thread: Thread | None = None
         self._thread_defaults: dict[str, str | None] = {}
+        self._sent_effort: str | None = None  # the effort the thread's last turn ran with
         self._sink: RequestSink | None = None
         self.notices: list[str] = []
         self._lock = threading.Lock()
@@ -269,6 +270,7 @@ class CodexSession:
         """Forget the current thread; the next turn starts a fresh one."""
         self._thread = None
         self._thread_defaults = {}
+        self._sent_effort = None
 
     def _ensure_thread(self, settings: TurnSettings) -> tuple[Thread, str | None]:
         assert self._client is not None
@@ -319,11 +321,11 @@ class CodexSession:
         # of them: a one-off --model must not leak into the next cell.
         model = settings.model or self._thread_defaults.get("model")
         effort = settings.effort or self._thread_defaults.get("effort")
-        if effort is None and self._thread_defaults.get("sent_effort"):
+        if effort is None and self._sent_effort:
             # An effort sent once sticks to the thread; Codex reported no default to go
             # back to, so go back to Codex's documented default.
             effort = DEFAULT_EFFORT
-        self._thread_defaults["sent_effort"] = effort
+        self._sent_effort = effort
         handle = thread.turn(
             prompt,
             cwd=settings.cwd,

@@ -16,13 +16,13 @@ from typing import Any, Callable
 from ._render import (
     Rendered,
     TurnInfo,
-    join,
     render_diff,
     render_header,
     render_item,
     render_notice,
     render_approval,
     render_plan,
+    render_turn,
 )
 from ._transcript import ItemState, Transcript
 
@@ -61,28 +61,40 @@ def image_data_url(path: str) -> str | None:
         return None
 
 
-def item_view(state: ItemState, turn_done: bool, images: dict[str, str | None]) -> Rendered:
-    """Render one item state; the view's only bridge from item state to markup."""
+def item_data(state: ItemState, images: dict[str, str | None]) -> dict[str, Any]:
+    """An item's wire dict as the renderer takes it: a local image attached as a data URL."""
     data = state.view()
     if state.type == "imageView" and data.get("path"):
         if state.id not in images:
             images[state.id] = image_data_url(str(data["path"]))
         if images[state.id]:
             data = {**data, "dataUrl": images[state.id]}
-    return render_item(data, running=not state.done and not turn_done, unfinished=turn_done and not state.done)
+    return data
+
+
+def item_view(state: ItemState, turn_done: bool, images: dict[str, str | None]) -> Rendered:
+    """Render one item state; the view's only bridge from item state to markup."""
+    in_flight = not state.done
+    return render_item(item_data(state, images), running=in_flight and not turn_done, unfinished=in_flight and turn_done)
 
 
 def final_render(transcript: Transcript, images: dict[str, str | None] | None = None) -> Rendered:
     """The whole transcript of a turn, for saved output and text frontends."""
     images = {} if images is None else images
-    parts = [header(transcript)]
-    if transcript.plan:
-        parts.append(render_plan(transcript.plan))
-    parts += [item_view(state, transcript.done, images) for state in transcript.ordered()]
-    parts += [render_notice(n.kind, n.text) for n in transcript.notices]
-    if transcript.diff:
-        parts.append(render_diff(transcript.diff))
-    return join(parts)
+    states = transcript.ordered()
+    return render_turn(
+        items=[item_data(state, images) for state in states],
+        status=transcript.status,
+        elapsed=transcript.elapsed(),
+        info=info(transcript),
+        usage=transcript.usage,
+        turn_tokens=transcript.turn_tokens,
+        error=transcript.error,
+        notices=[(n.kind, n.text) for n in transcript.notices],
+        running_ids=frozenset(state.id for state in states if not state.done),
+        plan=transcript.plan,
+        diff=transcript.diff,
+    )
 
 
 # A streaming message longer than this is shown as finished blocks, each sent once,
