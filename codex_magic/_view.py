@@ -36,17 +36,20 @@ def info(transcript: Transcript) -> TurnInfo:
     return TurnInfo(thread_id=transcript.thread_id, **transcript.settings)
 
 
+def _header_facts(transcript: Transcript) -> dict[str, Any]:
+    return {
+        "status": transcript.status,
+        "elapsed": transcript.elapsed(),
+        "info": info(transcript),
+        "usage": transcript.usage,
+        "turn_tokens": transcript.turn_tokens,
+        "error": transcript.error,
+    }
+
+
 def header(transcript: Transcript) -> Rendered:
     """The status line of a turn as it stands."""
-    return render_header(
-        status=transcript.status,
-        elapsed=transcript.elapsed(),
-        info=info(transcript),
-        usage=transcript.usage,
-        turn_tokens=transcript.turn_tokens,
-        error=transcript.error,
-        retry=transcript.retry,
-    )
+    return render_header(**_header_facts(transcript), retry=transcript.retry)
 
 
 def image_data_url(path: str) -> str | None:
@@ -83,13 +86,8 @@ def final_render(transcript: Transcript, images: dict[str, str | None] | None = 
     images = {} if images is None else images
     states = transcript.ordered()
     return render_turn(
+        **_header_facts(transcript),
         items=[item_data(state, images) for state in states],
-        status=transcript.status,
-        elapsed=transcript.elapsed(),
-        info=info(transcript),
-        usage=transcript.usage,
-        turn_tokens=transcript.turn_tokens,
-        error=transcript.error,
         notices=[(n.kind, n.text) for n in transcript.notices],
         running_ids=frozenset(state.id for state in states if not state.done),
         plan=transcript.plan,
