@@ -12,6 +12,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import CFloat, Enum, Unicode
 from traitlets.config import Configurable
 
+from ._requests import APPROVAL_POLICIES, HEADLESS_POLICIES
+
 SANDBOXES = ("read-only", "workspace-write", "full-access")
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
 RESULT_NAME = "_codex_result"
@@ -46,6 +48,19 @@ class CodexMagic(Magics, Configurable):
     retry_timeout = CFloat(
         120.0, help="Seconds a turn may keep retrying without progress before it is interrupted (0: no limit)."
     ).tag(config=True)
+    approval = Enum(
+        APPROVAL_POLICIES,
+        "on-request",
+        help="When Codex asks before acting: on-request (when it needs to leave the sandbox), "
+        "untrusted (before any command not known to be safe), never (it is refused at once), "
+        "auto-review (a reviewer model answers instead of you).",
+    ).tag(config=True)
+    headless_approval = Enum(
+        HEADLESS_POLICIES,
+        "decline",
+        help="The answer to a request where nobody can click (nbclient, papermill, no widgets): "
+        "decline, accept, or cancel the turn.",
+    ).tag(config=True)
     approval_timeout = CFloat(
         600.0, help="Seconds an approval request waits for a click before it is declined."
     ).tag(config=True)
@@ -60,6 +75,11 @@ class CodexMagic(Magics, Configurable):
     @argument("--effort", choices=EFFORTS, help="Reasoning effort for this turn.")
     @argument("--sandbox", choices=SANDBOXES, help="Sandbox for this turn (default: workspace-write).")
     @argument("--cwd", help="Working directory for this turn (default: the kernel's).")
+    @argument(
+        "--approval",
+        choices=APPROVAL_POLICIES,
+        help="When Codex asks before acting, this turn (default: on-request; see CodexMagic.approval).",
+    )
     @argument("--new", action="store_true", help="Start a new thread before this turn.")
     @argument("--out", help=f"Also store the result under this name (it is always in {RESULT_NAME}).")
     @argument("--timeout", type=float, help="Interrupt the turn after this many seconds.")
@@ -106,6 +126,7 @@ class CodexMagic(Magics, Configurable):
             sandbox=args.sandbox or self.sandbox,
             model=args.model or self.model,
             effort=args.effort or self.effort,
+            approval=args.approval or self.approval,
         )
         run = TurnRun(
             session,
@@ -116,6 +137,7 @@ class CodexMagic(Magics, Configurable):
             retry_timeout=self.retry_timeout or None,
         )
         run.approval_timeout = self.approval_timeout
+        run.headless = self.headless_approval
         return run, args.out
 
     def _view(self) -> Any:

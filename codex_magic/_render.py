@@ -59,6 +59,7 @@ from ._html import (
     _with_cursor,
 )
 from ._markdown import _fenced, _markdown_parts, _md_code, _md_escape
+from ._requests import COMMAND, ELICITATION, FILE_CHANGE, PERMISSIONS, QUESTION, Request, permission_lines
 from ._text import (
     _FIELD_BYTES,
     Json,
@@ -113,6 +114,7 @@ class TurnInfo:
     model: str | None = None
     sandbox: str | None = None
     cwd: str | None = None
+    approval: str | None = None
 
 
 _EMPTY = Rendered("", "", "")
@@ -266,6 +268,8 @@ def render_header(
         facts.append(info.model)
     if info.sandbox:
         facts.append(f"sandbox {info.sandbox}")
+    if info.approval:
+        facts.append(f"approval {info.approval}")
     if info.thread_id:
         facts.append(f"thread {info.thread_id[:8]}")
     usage_text = _usage_text(usage, turn_tokens)
@@ -1024,27 +1028,85 @@ def render_notice(kind: str, text: str) -> Rendered:
     )
 
 
-def render_approval(method: str, params: Json) -> Rendered:
-    """What an approval request asks: the command and where, or the file change; and why."""
-    command = shown_command(_s(params.get("command")))
-    cwd = _s(params.get("cwd"))
+_REQUEST_TITLES = {
+    COMMAND: "Codex asks to run a command outside the sandbox",
+    FILE_CHANGE: "Codex asks to change files",
+    PERMISSIONS: "Codex asks for more permissions",
+    QUESTION: "Codex asks",
+}
+
+
+def _request_title(request: Request) -> str:
+    params = request.params
+    if request.method == FILE_CHANGE and params.get("grantRoot"):
+        return f"{_REQUEST_TITLES[FILE_CHANGE]} under {_s(params.get('grantRoot'))}"
+    if request.method == ELICITATION:
+        server = _s(params.get("serverName")) or "an MCP server"
+        if request.is_tool_approval:
+            return _s(params.get("message")) or f"Codex asks to call a tool of {server}"
+        return f"MCP server {server} asks"
+    return _REQUEST_TITLES.get(request.method, f"Codex asks: {request.method}")
+
+
+def _request_lines(request: Request) -> list[tuple[str, str]]:
+    """The request's details as (kind, text) lines: code, text, dim or link."""
+    params, lines = request.params, []
+    if request.method == COMMAND:
+        lines.append(("code", "$ " + shown_command(_s(params.get("command")))))
+        if params.get("cwd"):
+            lines.append(("dim", f"in {_s(params.get('cwd'))}"))
+    elif request.method == PERMISSIONS:
+        lines.extend(("code", line) for line in permission_lines(params.get("permissions")) or ["(none listed)"])
+        if params.get("cwd"):
+            lines.append(("dim", f"in {_s(params.get('cwd'))}"))
+    elif request.method == ELICITATION:
+        meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
+        if request.is_tool_approval:
+            if meta.get("tool_description"):
+                lines.append(("dim", _s(meta.get("tool_description"))))
+            if meta.get("tool_params"):
+                lines.append(("code", _one_line(json.dumps(meta.get("tool_params"), ensure_ascii=False), _ARGS_CHARS)))
+        else:
+            lines.append(("text", _s(params.get("message"))))
+            if params.get("mode") == "url":
+                lines.append(("link", _s(params.get("url"))))
+    elif request.method == QUESTION:
+        for field in request.fields():
+            if field.label:
+                lines.append(("bold", field.label))
+            if field.question:
+                lines.append(("text", field.question))
+            lines.extend(
+                ("dim", f"{label}: {about}" if about else label)
+                for label, about in zip(field.options, field.descriptions or ("",) * len(field.options))
+                if about
+            )
     reason = _s(params.get("reason"))
-    if method == "item/fileChange/requestApproval":
-        what = "Codex asks to change files" + (f" under {_s(params.get('grantRoot'))}" if params.get("grantRoot") else "")
-        detail_html, detail_text = "", ""
-    else:
-        what = "Codex asks to run a command outside the sandbox"
-        detail_html = f'<div><code style="{_CODE}">$ {esc(command)}</code>' + (
-            f'<span style="{_DIM};{_SMALL}"> \u00b7 {esc(cwd)}</span></div>' if cwd else "</div>"
-        )
-        detail_text = f"\n$ {command}" + (f"  ({cwd})" if cwd else "")
-    why_html = f'<div style="{_DIM}">reason: {esc(reason)}</div>' if reason else ""
-    why_text = f"\nreason: {reason}" if reason else ""
-    return Rendered(
-        _card(_WARN, f"<div><b>{esc(what)}</b></div>{detail_html}{why_html}"),
-        f"? {what}{detail_text}{why_text}",
-        f"**{_md_escape(what)}**" + (f"\n\n{_md_code(command)}" if command else "") + (f"\n\nreason: {_md_escape(reason)}" if reason else ""),
-    )
+    if reason:
+        lines.append(("dim", f"reason: {reason}"))
+    return lines
+
+
+def render_request(request: Request) -> Rendered:
+    """What a server request asks: the command and where, the permissions, the questions; and why."""
+    title = _request_title(request)
+    lines = _request_lines(request)
+    html_parts, text_parts, md_parts = [f"<div><b>{esc(title)}</b></div>"], [f"? {title}"], [f"**{_md_escape(title)}**"]
+    for kind, line in lines:
+        if kind == "code":
+            html_parts.append(f'<div><code style="{_CODE}">{esc(line)}</code></div>')
+            md_parts.append(_md_code(line))
+        elif kind == "link":
+            html_parts.append(f"<div>{_link(line)}</div>")
+            md_parts.append(_md_escape(line))
+        elif kind == "bold":
+            html_parts.append(f"<div><b>{esc(line)}</b></div>")
+            md_parts.append(f"**{_md_escape(line)}**")
+        else:
+            html_parts.append(f'<div style="{_DIM}">{esc(line)}</div>' if kind == "dim" else f"<div>{esc(line)}</div>")
+            md_parts.append(_md_escape(line))
+        text_parts.append(line)
+    return Rendered(_card(_WARN, "".join(html_parts)), "\n".join(text_parts), "\n\n".join(md_parts))
 
 
 def join(parts: list[Rendered]) -> Rendered:

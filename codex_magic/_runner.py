@@ -21,7 +21,8 @@ from openai_codex.models import Notification, UnknownNotification
 
 from ._errors import TurnFailedError, TurnInterruptedError
 from ._result import RunResult, build_result
-from ._session import CodexSession, TurnSettings, decline_response
+from ._requests import CANCEL, Request, decline_response
+from ._session import CodexSession, TurnSettings
 from ._transcript import FAILED, INTERRUPTED, Transcript
 
 Json = dict[str, Any]
@@ -34,11 +35,19 @@ SETTLE_TIMEOUT = 2.0  # how long an interrupted turn may take to report back
 class View(Protocol):
     """What the runner needs from a view."""
 
+    # Whether the view can take answers while the cell's thread blocks (a terminal
+    # prompt can; a widget's clicks wait for the event loop, so only an awaited cell).
+    answers_while_blocking: bool
+
     def update(self, transcript: Transcript) -> None: ...
 
     def finish(self, transcript: Transcript) -> None: ...
 
     def set_stop(self, stop: Callable[[], None] | None) -> None: ...
+
+    def shown(self, timeout: float) -> bool:
+        """Whether someone sees the view and can answer; may wait up to ``timeout`` to know."""
+        ...
 
     def ask(self, pending: Pending) -> None: ...
 
@@ -118,47 +127,36 @@ def wire(notification: Notification) -> tuple[str, Json]:
     return method, payload.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
-_REQUEST_KINDS = {
-    "item/commandExecution/requestApproval": "run a command outside the sandbox",
-    "item/fileChange/requestApproval": "change files",
-    "item/permissions/requestApproval": "more permissions",
-    "item/tool/requestUserInput": "a question",
-    "mcpServer/elicitation/request": "an MCP request",
-    "item/tool/call": "a client tool call",
-}
-
-
-APPROVALS = ("item/commandExecution/requestApproval", "item/fileChange/requestApproval")
 APPROVAL_TIMEOUT = 600.0
+# How long a request waits for the frontend to show the widget before the turn is
+# taken as headless (nbclient, papermill, a frontend without widgets).
+SHOWN_GRACE = 3.0
 
 
 class Pending:
-    """An approval request waiting for the user's decision in the view."""
+    """A server request waiting for the user's answer in the view."""
 
-    def __init__(self, method: str, params: Json, text: str) -> None:
-        self.method, self.params, self.text = method, params, text
+    def __init__(self, request: Request) -> None:
+        self.request = request
         self.answered = threading.Event()
         self.response: Json = {}
         self.by = ""
 
-    def decisions(self) -> list[str]:
-        """The simple decisions the request offers, decline always among them."""
-        offered = [d for d in self.params.get("availableDecisions") or [] if isinstance(d, str)]
-        if not offered:
-            offered = ["accept", "acceptForSession", "decline", "cancel"]
-        return [d for d in ("accept", "acceptForSession", "decline", "cancel") if d in offered or d == "decline"]
+    @property
+    def method(self) -> str:
+        return self.request.method
 
     def answer(self, response: Json, by: str) -> None:
-        """Record the decision (the first one wins) and release the waiting reader thread."""
+        """Record the answer (the first one wins) and release the waiting reader thread."""
         if not self.answered.is_set():
             self.response, self.by = response, by
             self.answered.set()
 
-    def decision_word(self) -> str:
-        decision = self.response.get("decision")
-        return {"accept": "approved", "acceptForSession": "approved for the session", "cancel": "cancelled"}.get(
-            str(decision), "declined"
-        )
+    def record(self) -> tuple[str, str]:
+        """The transcript's line for the answer: what was decided, on what, by whom."""
+        request = self.request
+        answers = request.answer_text(self.response)
+        return request.word(self.response), f"{request.summary()}{f' = {answers}' if answers else ''}: {self.by}"
 
 
 class TurnRun:
@@ -181,7 +179,12 @@ class TurnRun:
         self.timeout = timeout
         self.retry_timeout = retry_timeout
         self.transcript = Transcript()
-        self.transcript.settings = {"model": settings.model, "sandbox": settings.sandbox, "cwd": settings.cwd}
+        self.transcript.settings = {
+            "model": settings.model,
+            "sandbox": settings.sandbox,
+            "cwd": settings.cwd,
+            "approval": settings.approval,
+        }
         self.handle: TurnHandle | None = None
         self._inbox: deque[Notification | BaseException | tuple[str, str]] = deque()
         self._data = _Signal()
@@ -190,8 +193,10 @@ class TurnRun:
         self._rendered_version = -1
         self.interrupt_reason: str | None = None
         self.approval_timeout = APPROVAL_TIMEOUT
+        self.headless = "decline"  # the answer when nobody can be asked: decline, accept or cancel
         self._pending: list[Pending] = []
-        self._can_ask = False  # True when clicks reach the kernel while the turn runs
+        self._can_ask = False  # True when answers can reach the kernel while the turn runs
+        self._cancel_wanted: str | None = None  # set on the reader thread, acted on by the loop
 
     # -- starting -------------------------------------------------------------------
 
@@ -229,24 +234,51 @@ class TurnRun:
             self._data.set()
 
     def _on_server_request(self, method: str, params: Json) -> Json:
-        """Answer a server request; runs on the SDK's reader thread and may wait for a click."""
-        what = _REQUEST_KINDS.get(method, method)
-        detail = params.get("command") or params.get("tool") or params.get("message") or ""
-        reason = params.get("reason")
-        text = f"{what}{f': {detail}' if detail else ''}{f' ({reason})' if reason else ''}"
-        if method not in APPROVALS or not self._can_ask:
-            self._inbox.append(("declined", f"{text}; no one to ask here, widen --sandbox if the task needs it"))
-            self._data.set()
+        """Answer a server request; runs on the SDK's reader thread and may wait for a click.
+
+        Nothing here may raise: the SDK's reader thread dies on an exception, so any
+        failure becomes a decline, shown in the transcript.
+        """
+        try:
+            return self._answer(Request(method, params))
+        except Exception as exc:
+            self._tell("error", f"answering {method} failed ({type(exc).__name__}: {exc}); declined")
             return decline_response(method)
-        pending = Pending(method, params, text)
+
+    def _answer(self, request: Request) -> Json:
+        if not request.askable:
+            self._tell("declined", f"{request.summary()}: not supported here")
+            return decline_response(request.method)
+        if not (self._can_ask and self.view.shown(SHOWN_GRACE)):
+            return self._headless(request)
+        pending = Pending(request)
         self._pending.append(pending)
         self._inbox.append(pending)
         self._data.set()
         if not pending.answered.wait(self.approval_timeout):
-            pending.answer(decline_response(method), f"nobody answered within {self.approval_timeout:g} s")
-        self._inbox.append((pending.decision_word(), f"{text}: {pending.by}"))
-        self._data.set()
+            pending.answer(decline_response(request.method), f"nobody answered within {self.approval_timeout:g} s")
+        self._tell(*pending.record())
         return pending.response
+
+    def _headless(self, request: Request) -> Json:
+        """The answer where nobody can be asked, by CodexMagic.headless_approval."""
+        policy = self.headless
+        if policy == "accept":
+            reply = request.accepted()
+        elif policy == "cancel" and request.method in ("item/commandExecution/requestApproval", "item/fileChange/requestApproval"):
+            reply = {"decision": CANCEL}
+        else:
+            reply = decline_response(request.method)
+        if policy == "cancel":
+            self._cancel_wanted = "cancelled: a request came and there is no interactive frontend"
+        word = request.word(reply)
+        self._tell(word, f"{request.summary()}: {word}, no interactive frontend (CodexMagic.headless_approval = {policy!r})")
+        return reply
+
+    def _tell(self, kind: str, text: str) -> None:
+        """Note a line in the transcript from another thread."""
+        self._inbox.append((kind, text))
+        self._data.set()
 
     # -- the loop -------------------------------------------------------------------
 
@@ -261,7 +293,11 @@ class TurnRun:
             elif isinstance(entry, tuple):
                 transcript.note(*entry)
             elif isinstance(entry, Pending):
-                self.view.ask(entry)
+                try:
+                    self.view.ask(entry)
+                except Exception as exc:  # the reader thread waits for an answer
+                    entry.answer(decline_response(entry.method), f"declined: it could not be shown ({exc})")
+                    transcript.note("error", f"showing {entry.request.kind} request failed: {exc}")
             else:
                 self.session.close()
                 transcript.abandon(FAILED, f"lost the codex app-server: {entry}")
@@ -282,7 +318,7 @@ class TurnRun:
             self._drain()
             if self.transcript.done:
                 return
-            reason = self._deadline_passed()
+            reason = self._deadline_passed() or self._cancel_wanted
             if reason:
                 self.request_interrupt(reason)
             if self.interrupt_reason is not None:  # a deadline, or the view's Stop button
@@ -336,7 +372,7 @@ class TurnRun:
     def _withdraw(self, why: str) -> None:
         # The reader thread waits on an open request: answer it, or the turn cannot end.
         for pending in self._pending:
-            pending.answer({"decision": "cancel"} if pending.method in APPROVALS else {}, f"withdrawn: {why}")
+            pending.answer(pending.request.withdrawn(), f"withdrawn: {why}")
             self.view.withdraw(pending)
 
     def _finish(self) -> RunResult:
@@ -356,6 +392,7 @@ class TurnRun:
 
     def run_blocking(self) -> RunResult:
         """Run the turn, blocking the calling thread; Ctrl-C interrupts the turn."""
+        self._can_ask = self.view.answers_while_blocking
         self.begin()
         try:
             for signal, timeout in self._steps():
@@ -372,7 +409,7 @@ class TurnRun:
     async def run_async(self) -> RunResult:
         """Run the turn as a coroutine; cancellation (the kernel's interrupt) interrupts it."""
         loop = asyncio.get_running_loop()
-        self._can_ask = getattr(self.view, "can_ask", False)
+        self._can_ask = True
         self._data.bind(loop)
         self._ended.bind(loop)
         self.begin()

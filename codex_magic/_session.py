@@ -24,6 +24,7 @@ from openai_codex.errors import CodexRpcError, TransportClosedError
 from openai_codex.types import ReasoningEffort
 
 from ._errors import AppServerError, NotLoggedInError
+from ._requests import APPROVAL_POLICIES, decline_response
 
 Json = dict[str, Any]
 # Answers a server request (approval, question, tool call); may block for the user.
@@ -76,6 +77,16 @@ def _with_deadline(call: Callable[[], T], seconds: float, what: str) -> T:
 DEFAULT_EFFORT = "medium"  # Codex's model_reasoning_effort when its config names none
 
 
+# What each --approval choice sends: Codex's approval policy and who reviews requests.
+_APPROVAL_PARAMS = {
+    "on-request": {"approvalPolicy": "on-request", "approvalsReviewer": "user"},
+    "untrusted": {"approvalPolicy": "untrusted", "approvalsReviewer": "user"},
+    "never": {"approvalPolicy": "never", "approvalsReviewer": "user"},
+    "auto-review": {"approvalPolicy": "on-request", "approvalsReviewer": "auto_review"},
+}
+assert set(_APPROVAL_PARAMS) == set(APPROVAL_POLICIES)
+
+
 @dataclass(frozen=True)
 class TurnSettings:
     """The effective settings of one turn (cell options over kernel-wide defaults)."""
@@ -84,24 +95,22 @@ class TurnSettings:
     sandbox: str
     model: str | None = None
     effort: str | None = None
+    approval: str = "on-request"
 
 
-def decline_response(method: str) -> Json:
-    """The reply that declines a server request of this kind."""
-    if method in ("item/commandExecution/requestApproval", "item/fileChange/requestApproval"):
-        return {"decision": "decline"}
-    if method == "item/permissions/requestApproval":
-        return {"permissions": {}, "scope": "turn"}
-    if method == "item/tool/requestUserInput":
-        return {"answers": {}}
-    if method == "mcpServer/elicitation/request":
-        return {"action": "decline", "content": None}
-    if method == "item/tool/call":
-        return {
-            "contentItems": [{"type": "inputText", "text": "This tool is not available."}],
-            "success": False,
-        }
-    return {}
+class _Client(CodexClient):
+    """The SDK's client, with the kernel's approval settings on every ``turn/start``.
+
+    ``Thread.turn()`` can only send the SDK's ``ApprovalMode`` (deny_all, auto_review),
+    which has no way to name the user as the reviewer; this is the one hook for it.
+    """
+
+    turn_approval: Json = {}
+
+    def request(self, method: str, params: Json | None, *, response_model: Any) -> Any:
+        if method == "turn/start" and params is not None:
+            params = {**params, **self.turn_approval}
+        return super().request(method, params, response_model=response_model)
 
 
 def bundled_codex() -> tuple[str, str | None]:
@@ -117,7 +126,7 @@ class CodexSession:
 
     def __init__(self, *, startup_timeout: float = 30.0) -> None:
         self.startup_timeout = startup_timeout
-        self._client: CodexClient | None = None
+        self._client: _Client | None = None
         self._thread: Thread | None = None
         self._thread_defaults: dict[str, str | None] = {}
         self._sent_effort: str | None = None  # the effort the thread's last turn ran with
@@ -159,7 +168,7 @@ class CodexSession:
             raise
         self._client = client
 
-    def _boot(self, *config: str) -> CodexClient:
+    def _boot(self, *config: str) -> _Client:
         client = self._new_client(config)
 
         def boot() -> None:
@@ -206,7 +215,7 @@ class CodexSession:
             return None  # the user's own endpoint, which may need no login
         raise NotLoggedInError(LOGIN_HELP)
 
-    def _new_client(self, config: tuple[str, ...] = ()) -> CodexClient:
+    def _new_client(self, config: tuple[str, ...] = ()) -> _Client:
         codex_bin, path_dir = bundled_codex()
         env = dict(os.environ)
         if path_dir:
@@ -219,7 +228,7 @@ class CodexSession:
             launch = (sys.executable, "-I", "-S", "-c", _SETSID, *launch)
         # CodexClient, not Codex: the public Codex class takes no approval handler,
         # and its client's default handler accepts every command and file change.
-        return CodexClient(
+        return _Client(
             CodexConfig(launch_args_override=launch, env=env, client_name="codex_magic"),
             approval_handler=self._on_server_request,
         )
@@ -284,12 +293,7 @@ class CodexSession:
                 notice = f"the codex app-server was restarted and the thread could not be resumed ({exc}); started a new thread"
                 self._thread = None
         if self._thread is None:
-            params: Json = {
-                "cwd": settings.cwd,
-                "sandbox": settings.sandbox,
-                "approvalPolicy": "on-request",
-                "approvalsReviewer": "user",
-            }
+            params: Json = {"cwd": settings.cwd, "sandbox": settings.sandbox, **_APPROVAL_PARAMS[settings.approval]}
             if settings.model:
                 params["model"] = settings.model
             started = self._client.thread_start(params)
@@ -326,6 +330,8 @@ class CodexSession:
             # back to, so go back to Codex's documented default.
             effort = DEFAULT_EFFORT
         self._sent_effort = effort
+        assert self._client is not None
+        self._client.turn_approval = _APPROVAL_PARAMS[settings.approval]
         handle = thread.turn(
             prompt,
             cwd=settings.cwd,

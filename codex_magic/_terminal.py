@@ -16,7 +16,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
-from ._render import render_item, render_notice
+from ._render import render_item, render_notice, render_request
+from ._requests import DECLINE, QUESTION, SUBMIT, AnswerError, Field, decline_response
 from ._transcript import COMPLETED, FAILED, ItemState, Transcript
 from ._view import header
 
@@ -48,6 +49,7 @@ class TextView:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
+        self.prompt_in: TextIO | None = None  # where answers are read (default: stdin)
         self.colour = _wants_colour(self.stream)
         self._shown: dict[str, _Shown] = {}
         self._notices = 0
@@ -64,16 +66,67 @@ class TextView:
         self._notes(transcript)
         self._flush()
 
-    can_ask = False  # approvals are declined in a terminal, visibly
+    answers_while_blocking = True  # requests are asked at a prompt while the turn waits
 
     def set_stop(self, stop: Callable[[], None] | None) -> None:
         """Terminals stop a turn with Ctrl-C; there is no button."""
 
-    def ask(self, pending: object) -> None:
-        """Terminals are not asked (the runner declines); nothing to show."""
+    def shown(self, timeout: float) -> bool:
+        """Someone can answer at a prompt when the terminal is interactive."""
+        stdin = self.prompt_in or sys.stdin
+        return stdin is not None and stdin.isatty()
+
+    def ask(self, pending: Any) -> None:
+        """Ask at a prompt: each question or form field, then the choice (Ctrl-C interrupts)."""
+        request = pending.request
+        self._newline()
+        self._put(render_request(request).text + "\n", _YELLOW)
+        self._flush()
+        try:
+            answers = {field.id: self._field(field) for field in request.fields()}
+            if request.method == QUESTION:  # answering is the choice; an empty answer skips
+                choice = SUBMIT if all(answers.values()) else DECLINE
+            else:
+                choice = self._choice(request.choices())
+            reply = request.respond(choice, answers)
+        except (EOFError, AnswerError) as exc:
+            self._put(f"{INDENT}declined: {exc or 'no answer'}\n", _DIM)
+            reply = decline_response(request.method)
+        self._flush()
+        pending.answer(reply, "the user")
+
+    def _read(self, prompt: str, *, secret: bool = False) -> str:
+        self.stream.flush()
+        if secret:
+            import getpass
+
+            return getpass.getpass(prompt)
+        self.stream.write(prompt)
+        self.stream.flush()
+        line = (self.prompt_in or sys.stdin).readline()
+        if not line:
+            raise EOFError
+        return line.strip()
+
+    def _field(self, field: Field) -> str:
+        title = field.label or field.question or field.id
+        for number, (option, about) in enumerate(zip(field.options, field.descriptions or field.options), 1):
+            self.stream.write(f"{INDENT}{number}) {option}{f' - {about}' if about != option else ''}\n")
+        hint = "a number" + (" or an answer" if field.free_text else "") if field.options else "an answer"
+        raw = self._read(f"{INDENT}{title} [{hint}, Enter to skip]: ", secret=field.secret)
+        if field.options and raw.isdigit() and 1 <= int(raw) <= len(field.options):
+            return field.options[int(raw) - 1]
+        return raw
+
+    def _choice(self, choices: list[Any]) -> str:
+        menu = "  ".join(f"{number}) {choice.label}" for number, choice in enumerate(choices, 1))
+        while True:
+            raw = self._read(f"{INDENT}{menu}\n{INDENT}choose 1-{len(choices)}: ")
+            if raw.isdigit() and 1 <= int(raw) <= len(choices):
+                return choices[int(raw) - 1].key
 
     def withdraw(self, pending: object) -> None:
-        """Nothing was shown, so nothing to withdraw."""
+        """A prompt answers before the turn goes on; nothing is left to withdraw."""
 
     def finish(self, transcript: Transcript) -> None:
         """Print what is left, close items still in flight as unfinished, then the status line."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 from typing import Any, Callable
 
 from ._render import (
@@ -20,10 +21,11 @@ from ._render import (
     render_header,
     render_item,
     render_notice,
-    render_approval,
     render_plan,
+    render_request,
     render_turn,
 )
+from ._requests import AnswerError
 from ._transcript import ItemState, Transcript
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -95,6 +97,11 @@ def final_render(transcript: Transcript, images: dict[str, str | None] | None = 
     )
 
 
+def _reader(pick: Any, text: Any) -> Callable[[], str]:
+    """Read one answer: the typed text if any, else the picked option."""
+    return lambda: ((text.value if text is not None else "").strip() or (pick.value if pick is not None else None) or "")
+
+
 # A streaming message longer than this is shown as finished blocks, each sent once,
 # and a live tail, so a refresh does not re-send the whole message.
 BLOCK_CHARS = 8192
@@ -143,18 +150,10 @@ class _Blocks:
         self.view._set(self.tail, html)
 
 
-_DECISION_LABELS = {
-    "accept": ("Approve", "success"),
-    "acceptForSession": ("Approve for this session", "success"),
-    "decline": ("Decline", "warning"),
-    "cancel": ("Cancel the turn", "danger"),
-}
-
-
 class WidgetView:
     """One live ipywidgets tree per turn; only the children that changed are updated."""
 
-    can_ask = True  # approvals are answered with buttons in the widget
+    answers_while_blocking = False  # clicks reach the kernel only while an awaited cell waits
 
     def __init__(self) -> None:
         import ipywidgets as widgets
@@ -176,15 +175,20 @@ class WidgetView:
         self._stop_callback: Callable[[], None] | None = None
         self.stop.on_click(self._clicked_stop)
         self.top = widgets.HBox([self.header], layout=widgets.Layout(justify_content="space-between"))
-        self.root = widgets.VBox([self.top], layout=self._layout)
+        # A frontend that shows the widget counts its views in _view_count (0 starts the
+        # count): that is how the kernel knows someone can click. nbclient and papermill
+        # keep widget state but show no view.
+        self.root = widgets.VBox([self.top], layout=self._layout, _view_count=0)
         self.root.add_class("codex-magic")
+        self._shown = threading.Event()
+        self.root.observe(self._count_views, names="_view_count")
         self._items: dict[str, tuple[Any, int]] = {}
         self._item_order: list[Any] = []
         self._images: dict[str, str | None] = {}
         # Shown only once there is something to show: the plan, notices, the turn's diff.
         self._extras: dict[str, Any] = {}
         self._extra_sources: dict[str, Any] = {}
-        self._asks: dict[int, Any] = {}  # open approval requests, by id(pending)
+        self._asks: dict[int, tuple[Any, list[Any]]] = {}  # open requests' boxes and widgets, by id(pending)
         self._streams: dict[str, _Blocks] = {}  # long messages while they stream
         self.handle = display(self._bundle(Rendered(html="", text=starting.text)), raw=True, display_id=True)
 
@@ -288,33 +292,75 @@ class WidgetView:
             self.top,
             *([extras["plan"]] if "plan" in extras else []),
             *self._item_order,
-            *self._asks.values(),
+            *(box for box, _ in self._asks.values()),
             *([extras["notices"]] if "notices" in extras else []),
             *([extras["diff"]] if "diff" in extras else []),
         )
 
+    def _count_views(self, change: dict[str, Any]) -> None:
+        if (change.get("new") or 0) > 0:
+            self._shown.set()
+
+    def shown(self, timeout: float) -> bool:
+        """Whether a frontend shows the widget; waits up to ``timeout`` for one to say so."""
+        return self._shown.wait(timeout)
+
     def ask(self, pending: Any) -> None:
-        """Show an approval request with a button per decision it offers."""
-        widgets = self._widgets
+        """Show a request: what is asked, a row per question or form field, a button per choice."""
+        widgets, request = self._widgets, pending.request
+        made: list[Any] = []
+        rows: list[Any] = []
+        answers: dict[str, Callable[[], str]] = {}
+        fields = request.fields()
+        for field in fields:
+            row: list[Any] = []
+            if len(fields) > 1:
+                row.append(widgets.Label(field.label or field.question or field.id))
+            pick = text = None
+            if field.options:
+                pick = widgets.ToggleButtons(
+                    options=list(field.options),
+                    value=None,
+                    tooltips=[d or o for o, d in zip(field.options, field.descriptions or field.options)],
+                    style={"button_width": "auto"},
+                )
+                row.append(pick)
+            if field.free_text:
+                kind = widgets.Password if field.secret else widgets.Text
+                text = kind(placeholder="or type an answer" if pick else "type an answer", layout=widgets.Layout(width="50%"))
+                row.append(text)
+            answers[field.id] = _reader(pick, text)
+            made.extend(row)
+            rows.append(widgets.HBox(row))
+        error = self._html("")
         buttons = []
-        for decision in pending.decisions():
-            label, style = _DECISION_LABELS[decision]
-            button = widgets.Button(description=label, button_style=style, layout=widgets.Layout(width="auto"))
-            button.on_click(lambda _b, d=decision: self._decide(pending, d))
+        for choice in request.choices():
+            button = widgets.Button(description=choice.label, button_style=choice.style, layout=widgets.Layout(width="auto"))
+            button.on_click(lambda _b, key=choice.key: self._choose(pending, key, answers, error))
             buttons.append(button)
-        box = widgets.VBox([self._html(render_approval(pending.method, pending.params).html), widgets.HBox(buttons)])
-        self._asks[id(pending)] = box
+        row = widgets.HBox(buttons)
+        box = widgets.VBox([self._html(render_request(request).html), *rows, error, row])
+        made.extend([*buttons, *rows, error, row, box])
+        self._asks[id(pending)] = (box, made)
         self._layout_children()
 
-    def _decide(self, pending: Any, decision: str) -> None:
+    def _choose(self, pending: Any, choice: str, answers: dict[str, Callable[[], str]], error: Any) -> None:
         # Runs on the kernel's event loop; the SDK's reader thread waits for this answer.
-        pending.answer({"decision": decision}, "the user")
+        try:
+            reply = pending.request.respond(choice, {key: read() for key, read in answers.items()})
+        except AnswerError as exc:
+            error.value = render_notice("answer", str(exc)).html
+            return
+        pending.answer(reply, "the user")
         self.withdraw(pending)
 
     def withdraw(self, pending: Any) -> None:
-        """Remove a request's buttons: it was answered, timed out, or the turn ended."""
-        if self._asks.pop(id(pending), None) is not None:
+        """Remove a request's box: it was answered, timed out, or the turn ended."""
+        asked = self._asks.pop(id(pending), None)
+        if asked is not None:
             self._layout_children()
+            for widget in asked[1]:  # closed widgets are not kept in saved widget state
+                widget.close()
 
     def finish(self, transcript: Transcript) -> None:
         """Show the final state, and put the transcript in the saved output."""

@@ -375,6 +375,7 @@ class FunctionCallItem:
     arguments: str
     _: KW_ONLY
     call_id: str | None = None
+    namespace: str | None = None
 
     def _events(self, ids: _Ids, output_index: int) -> list[Json]:
         item: Json = {
@@ -385,6 +386,8 @@ class FunctionCallItem:
             "arguments": self.arguments,
             "status": "completed",
         }
+        if self.namespace is not None:
+            item["namespace"] = self.namespace
         return [_item_done(item, output_index)]
 
 
@@ -409,11 +412,19 @@ def reasoning(
 
 
 def function_call(
-    name: str, arguments: Mapping[str, Any] | str, *, call_id: str | None = None
+    name: str,
+    arguments: Mapping[str, Any] | str,
+    *,
+    call_id: str | None = None,
+    namespace: str | None = None,
 ) -> FunctionCallItem:
-    """Build a call of tool ``name``; ``arguments`` is a dict or its JSON text."""
+    """Build a call of tool ``name``; ``arguments`` is a dict or its JSON text.
+
+    Tools of an MCP server are in a namespace: ``function_call("ask", {}, namespace="mcp__server")``
+    calls tool ``ask`` of the MCP server configured as ``[mcp_servers.server]``.
+    """
     text = arguments if isinstance(arguments, str) else json.dumps(dict(arguments))
-    return FunctionCallItem(name, text, call_id=call_id)
+    return FunctionCallItem(name, text, call_id=call_id, namespace=namespace)
 
 
 def exec_command(cmd: str, *, call_id: str | None = None, **extra: Any) -> FunctionCallItem:

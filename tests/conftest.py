@@ -114,11 +114,14 @@ class Kernel:
         interrupt_after: float | None = None,
         timeout: float = 60,
         on_message: Any = None,
+        shows_widgets: bool = True,
     ) -> Execution:
         """Execute code and collect its iopub messages until the kernel is idle again.
 
         ``on_message(kernel, execution, message)`` is called for each message of the cell
         as it arrives, so a test can act while the cell runs (click a button, say).
+        With ``shows_widgets`` the kernel is told that each displayed widget is shown,
+        as JupyterLab does; without, it is a frontend that shows none (nbclient).
         """
         msg_id = self.client.execute(code)
         started = time.monotonic()
@@ -138,6 +141,10 @@ class Kernel:
             if message["parent_header"].get("msg_id") != msg_id:
                 continue
             execution.messages.append(message)
+            if shows_widgets and message["msg_type"] == "display_data":
+                shown = message["content"]["data"].get("application/vnd.jupyter.widget-view+json")
+                if shown:
+                    self.update(shown["model_id"], {"_view_count": 1})
             if on_message is not None:
                 on_message(self, execution, message)
             content = message["content"]
@@ -150,8 +157,12 @@ class Kernel:
     def click(self, model_id: str) -> None:
         """Click a button widget, with the message a frontend sends."""
         content = {"comm_id": model_id, "data": {"method": "custom", "content": {"event": "click"}}}
-        message = self.client.session.msg("comm_msg", content)
-        self.client.shell_channel.send(message)
+        self.client.shell_channel.send(self.client.session.msg("comm_msg", content))
+
+    def update(self, model_id: str, state: dict[str, Any]) -> None:
+        """Set widget state as a frontend does (a view shown, an option picked, text typed)."""
+        content = {"comm_id": model_id, "data": {"method": "update", "state": state, "buffer_paths": []}}
+        self.client.shell_channel.send(self.client.session.msg("comm_msg", content))
 
     def value(self, expression: str) -> str:
         """The printed value of an expression in the kernel."""

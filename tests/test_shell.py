@@ -239,3 +239,22 @@ def test_effort_and_sandbox_reach_the_model_request(shell: Any, offline: Offline
     # A one-off option does not stick to the thread: the next turn is back to the defaults.
     assert (second.get("reasoning") or {}).get("effort") != "low"
     assert "workspace-write" in json.dumps(second["input"])
+
+
+def test_a_failure_in_the_approval_path_declines_and_says_so(
+    shell: Any, offline: Offline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codex_magic._requests import Request
+
+    def broken(self: Request) -> str:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Request, "summary", broken)
+    marker = offline.workspace / "never.txt"
+    escalate = exec_command(f"touch {marker}", sandbox_permissions="require_escalated", justification="make a file")
+    offline.model.add(escalate, message("Carried on."))
+    shell.run_cell_magic("codex", "--sandbox read-only", "Make the file.")
+    # The SDK's reader thread survived: the turn completed, declined, and says why.
+    assert shell.user_ns["_codex_result"].final_response == "Carried on."
+    assert not marker.exists()
+    assert "answering item/commandExecution/requestApproval failed (RuntimeError: boom); declined" in capsys.readouterr().out

@@ -19,7 +19,7 @@ from codex_magic import _terminal
 from codex_magic._render import render_item
 from codex_magic._terminal import TextView
 from codex_magic._transcript import INTERRUPTED, Transcript
-from codex_magic.scripted_model import Reply, exec_command, message
+from codex_magic.scripted_model import Reply, exec_command, function_call, message, write_codex_config
 
 from .conftest import Offline, pid_alive, wait_until
 
@@ -373,10 +373,18 @@ def test_terminal_ipython_streams_a_turn_and_survives_ctrl_c(offline: Offline, t
     import pexpect
 
     words = " ".join(f"word{n}" for n in range(40))
+    marker = offline.workspace / "approved.txt"
+    question = {"id": "lang", "header": "Language", "question": "Which one?", "options": [
+        {"label": "Python", "description": "batteries"}, {"label": "Rust", "description": "crabs"}]}
+    write_codex_config(offline.codex_home, offline.model.url, extra_toml="[features]\ndefault_mode_request_user_input = true\n")
     offline.model.add(
         Reply([message(words, deltas=True)], delay=0.05),
         [exec_command("printf 'alpha\\nbeta\\n'", login=False)],
         message("Both lines are there."),
+        exec_command(f"touch {marker}", sandbox_permissions="require_escalated", justification="make a file"),
+        message("Made it."),
+        function_call("request_user_input", {"questions": [question]}),
+        message("Rust then."),
         Reply([message("slow " * 300, deltas=True)], delay=0.05),
         message("Resumed after the interrupt."),
     )
@@ -430,6 +438,26 @@ def test_terminal_ipython_streams_a_turn_and_survives_ctrl_c(offline: Offline, t
         child.expect(r"\r\n  alpha\r\n  beta\r\n  \[exit 0 · ")
         child.expect_exact("Both lines are there.")
         child.expect(r"\[codex\] \S+ completed")
+        next_prompt()
+
+        # Requests are asked at a prompt: the turn waits for the answer.
+        cell("%%codex --sandbox read-only", "Make a file.")
+        child.expect_exact("? Codex asks to run a command outside the sandbox")
+        child.expect_exact("choose 1-")
+        assert not marker.exists()
+        child.sendline("1")  # Approve
+        child.expect_exact("Made it.")
+        child.expect(r"\[codex\] \S+ completed")
+        assert marker.exists()
+        next_prompt()
+
+        cell("%%codex", "Ask me.")
+        child.expect_exact("2) Rust - crabs")
+        child.expect_exact("Language [a number or an answer, Enter to skip]: ")
+        child.sendline("2")
+        child.expect_exact("Rust then.")
+        child.expect(r"\[codex\] \S+ completed")
+        assert offline.model.requests[-1].function_call_outputs()[-1] == '{"answers":{"lang":{"answers":["Rust"]}}}'
         next_prompt()
 
         cell("%%codex", "Talk slowly.")

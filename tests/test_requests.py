@@ -1,0 +1,215 @@
+"""Server requests as the user is asked them: choices, fields, replies (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from codex_magic._render import render_request
+from codex_magic._requests import (
+    ACCEPT,
+    ACCEPT_FOR_SESSION,
+    CANCEL,
+    DECLINE,
+    SUBMIT,
+    AnswerError,
+    Request,
+    decline_response,
+    permission_lines,
+)
+
+EVIL = "<script>alert(1)</script><img src=x onerror=alert(2)>&amp;"
+
+COMMAND = Request(
+    "item/commandExecution/requestApproval",
+    {
+        "command": "/bin/bash -lc 'touch /tmp/x'",
+        "cwd": "/work",
+        "reason": "make a file",
+        "availableDecisions": ["accept", {"acceptWithExecpolicyAmendment": {"execpolicy_amendment": ["touch"]}}, "cancel"],
+    },
+)
+PERMISSIONS = Request(
+    "item/permissions/requestApproval",
+    {
+        "cwd": "/work",
+        "reason": "write outside",
+        "permissions": {
+            "network": None,
+            "fileSystem": {"read": None, "write": ["/tmp/out"], "entries": [{"path": {"type": "path", "path": "/tmp/out"}, "access": "write"}]},
+        },
+    },
+)
+QUESTION = Request(
+    "item/tool/requestUserInput",
+    {
+        "itemId": "call_3",
+        "questions": [
+            {
+                "id": "lang",
+                "header": "Language",
+                "question": "Which language?",
+                "isOther": True,
+                "isSecret": False,
+                "options": [{"label": "Python", "description": "snakes"}, {"label": "Rust", "description": "crabs"}],
+            },
+            {"id": "token", "header": "Token", "question": "Your token?", "isOther": False, "isSecret": True, "options": None},
+        ],
+    },
+)
+FORM = Request(
+    "mcpServer/elicitation/request",
+    {
+        "serverName": "asker",
+        "mode": "form",
+        "message": "Tell me about you",
+        "requestedSchema": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "title": "Name"},
+                "age": {"type": "integer", "title": "Age"},
+                "ok": {"type": "boolean"},
+                "size": {"type": "string", "enum": ["S", "M"], "enumNames": ["small", "medium"]},
+            },
+            "required": ["name"],
+        },
+    },
+)
+TOOL = Request(
+    "mcpServer/elicitation/request",
+    {
+        "serverName": "asker",
+        "mode": "form",
+        "message": 'Allow the asker MCP server to run tool "wipe"?',
+        "_meta": {"codex_approval_kind": "mcp_tool_call", "persist": ["session", "always"], "tool_params": {"all": True}},
+        "requestedSchema": {"type": "object", "properties": {}},
+    },
+)
+
+
+def keys(request: Request) -> list[str]:
+    return [choice.key for choice in request.choices()]
+
+
+def test_command_offers_its_decisions_and_always_decline() -> None:
+    assert keys(COMMAND) == [ACCEPT, DECLINE, CANCEL]
+    assert COMMAND.respond(ACCEPT) == {"decision": "accept"}
+    assert COMMAND.respond(DECLINE) == {"decision": "decline"}
+    assert COMMAND.withdrawn() == {"decision": "cancel"}
+    assert COMMAND.word({"decision": "accept"}) == "approved"
+    assert COMMAND.word({"decision": "cancel"}) == "cancelled"
+    assert "touch /tmp/x" in COMMAND.summary() and "(make a file)" in COMMAND.summary()
+    no_list = Request("item/fileChange/requestApproval", {"grantRoot": "/work"})
+    assert keys(no_list) == [ACCEPT, ACCEPT_FOR_SESSION, DECLINE, CANCEL]
+    assert no_list.word(no_list.respond(ACCEPT_FOR_SESSION)) == "approved for the session"
+    with pytest.raises(AnswerError):
+        COMMAND.respond(SUBMIT)
+
+
+def test_permissions_are_granted_as_asked_for_the_turn_or_the_session() -> None:
+    assert permission_lines(PERMISSIONS.params["permissions"]) == ["write /tmp/out"]
+    turn = PERMISSIONS.respond(ACCEPT)
+    assert turn == {"permissions": {"fileSystem": PERMISSIONS.params["permissions"]["fileSystem"]}, "scope": "turn"}
+    assert PERMISSIONS.respond(ACCEPT_FOR_SESSION)["scope"] == "session"
+    assert PERMISSIONS.respond(DECLINE) == {"permissions": {}, "scope": "turn"}
+    assert PERMISSIONS.word(turn) == "granted for the turn"
+    assert PERMISSIONS.word(PERMISSIONS.respond(DECLINE)) == "declined"
+    assert permission_lines({"network": {"enabled": True}}) == ["network access"]
+    assert permission_lines({"fileSystem": {"write": ["/a"], "read": ["/b"]}}) == ["read /b", "write /a"]
+
+
+def test_questions_become_fields_and_answers() -> None:
+    lang, token = QUESTION.fields()
+    assert (lang.id, lang.label, lang.options, lang.free_text, lang.secret) == ("lang", "Language", ("Python", "Rust"), True, False)
+    assert lang.descriptions == ("snakes", "crabs")
+    assert token.free_text and token.secret and not token.options  # no options: type the answer
+    assert keys(QUESTION) == [SUBMIT, DECLINE]
+    reply = QUESTION.respond(SUBMIT, {"lang": "Python", "token": "s3cret"})
+    assert reply == {"answers": {"lang": {"answers": ["Python"]}, "token": {"answers": ["s3cret"]}}}
+    assert QUESTION.word(reply) == "answered"
+    assert QUESTION.answer_text(reply) == "Language: Python; Token: (hidden)"
+    with pytest.raises(AnswerError, match="Token"):
+        QUESTION.respond(SUBMIT, {"lang": "Python", "token": "  "})
+    assert QUESTION.respond(DECLINE) == {"answers": {}}
+    assert QUESTION.word({"answers": {}}) == "declined"
+
+
+def test_mcp_form_fields_are_typed() -> None:
+    fields = {f.id: f for f in FORM.fields()}
+    assert fields["name"].required and fields["name"].free_text
+    assert fields["ok"].options == ("true", "false")
+    assert fields["size"].options == ("S", "M") and fields["size"].descriptions == ("small", "medium")
+    reply = FORM.respond(ACCEPT, {"name": "Ada", "age": "36", "ok": "true", "size": "M"})
+    assert reply == {"action": "accept", "content": {"name": "Ada", "age": 36, "ok": True, "size": "M"}}
+    assert FORM.respond(ACCEPT, {"name": "Ada"}) == {"action": "accept", "content": {"name": "Ada"}}
+    assert FORM.word(reply) == "answered" and FORM.answer_text(reply) == "name: Ada; age: 36; ok: True; size: M"
+    for answers, error in [({}, "Name"), ({"name": "A", "age": "old"}, "number"), ({"name": "A", "age": "1.5"}, "whole")]:
+        with pytest.raises(AnswerError, match=error):
+            FORM.respond(ACCEPT, answers)
+    assert FORM.respond(DECLINE) == {"action": "decline", "content": None}
+    assert FORM.respond(CANCEL) == FORM.withdrawn() == {"action": "cancel", "content": None}
+
+
+def test_mcp_tool_approval_can_be_remembered_for_the_session() -> None:
+    assert TOOL.is_tool_approval and TOOL.kind == "MCP tool" and TOOL.fields() == []
+    assert keys(TOOL) == [ACCEPT, ACCEPT_FOR_SESSION, DECLINE, CANCEL]
+    assert TOOL.respond(ACCEPT) == {"action": "accept", "content": None}
+    session = TOOL.respond(ACCEPT_FOR_SESSION)
+    assert session == {"action": "accept", "content": None, "_meta": {"persist": "session"}}
+    assert TOOL.word(session) == "approved for the session"
+    assert TOOL.accepted() == {"action": "accept", "content": None}
+
+
+def test_headless_accept_only_approves_what_needs_no_answers() -> None:
+    assert COMMAND.accepted() == {"decision": "accept"}
+    assert PERMISSIONS.accepted()["scope"] == "turn"
+    assert QUESTION.accepted() == {"answers": {}}
+    assert FORM.accepted() == {"action": "decline", "content": None}
+
+
+def test_client_tool_calls_and_unknown_requests_are_not_askable() -> None:
+    call = Request("item/tool/call", {"tool": "kernel_eval"})
+    assert not call.askable and call.respond(DECLINE) == decline_response("item/tool/call")
+    unknown = Request("item/something/new", None)
+    assert not unknown.askable and keys(unknown) == [DECLINE] and unknown.summary() == "item/something/new"
+
+
+@pytest.mark.parametrize("request_", [COMMAND, PERMISSIONS, QUESTION, FORM, TOOL], ids=lambda r: r.kind)
+def test_render_request_shows_what_is_asked(request_: Request) -> None:
+    rendered = render_request(request_)
+    assert rendered.html.startswith("<div") and rendered.text.startswith("? ")
+    expected = {
+        "command": "$ touch /tmp/x",
+        "permissions": "write /tmp/out",
+        "question": "Which language?",
+        "MCP request": "Tell me about you",
+        "MCP tool": 'run tool "wipe"',
+    }[request_.kind]
+    assert expected in rendered.text
+
+
+def _evil(value: object) -> object:
+    if isinstance(value, str):
+        return EVIL
+    if isinstance(value, dict):
+        return {k: _evil(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_evil(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("request_", [COMMAND, PERMISSIONS, QUESTION, FORM, TOOL], ids=lambda r: r.kind)
+def test_render_request_escapes_every_field(request_: Request) -> None:
+    evil = Request(request_.method, _evil(request_.params))  # type: ignore[arg-type]
+    if request_.is_tool_approval:
+        evil.params["_meta"]["codex_approval_kind"] = "mcp_tool_call"
+    url = Request("mcpServer/elicitation/request", {"mode": "url", "url": "javascript:alert(1)", "message": EVIL})
+    for rendered in (render_request(evil), render_request(url)):
+        assert "<script" not in rendered.html and "<img" not in rendered.html
+        assert "href=" not in rendered.html  # javascript: links are not made links
+
+
+def test_render_request_links_a_web_url() -> None:
+    url = Request("mcpServer/elicitation/request", {"serverName": "s", "mode": "url", "url": "https://example.com/a?b=1&c=2", "message": "Sign in"})
+    rendered = render_request(url)
+    assert 'href="https://example.com/a?b=1&amp;c=2"' in rendered.html and "Sign in" in rendered.text
+    assert [c.key for c in url.choices()] == [ACCEPT, DECLINE, CANCEL] and url.respond(ACCEPT) == {"action": "accept", "content": None}
