@@ -1,13 +1,21 @@
-"""The quickstart notebook in a real browser: JupyterLab, headless Debian Chromium, Playwright.
+"""The widget in a real browser: JupyterLab, headless Debian Chromium, Playwright.
 
-Runs every cell of ``notebooks/quickstart.ipynb`` (offline: its first cell starts the scripted
-model), checks that each ``%%codex`` widget rendered in JupyterLab with its final transcript, and
-takes a screenshot of the cell that runs a command: into the test's temp dir, or where
-``CODEX_MAGIC_SCREENSHOT`` says (``CODEX_MAGIC_SCREENSHOT=docs/widget.png`` refreshes the README's).
+The quickstart: runs every cell of ``notebooks/quickstart.ipynb`` (offline: its first cell starts
+the scripted model), checks that each ``%%codex`` widget rendered in JupyterLab with its final
+transcript, and takes a screenshot of the cell that runs a command: into the test's temp dir, or
+where ``CODEX_MAGIC_SCREENSHOT`` says (``CODEX_MAGIC_SCREENSHOT=docs/widget.png`` refreshes the
+README's).
+
+Control while a turn runs: a notebook whose scripted model asks to run a command outside a
+read-only sandbox, then streams slowly. The test clicks Approve in the widget and sees the
+command's output, then clicks Stop and sees the turn interrupted. The approval, before the click,
+is screenshotted into the test's temp dir, or where ``CODEX_MAGIC_APPROVAL_SCREENSHOT`` says
+(``CODEX_MAGIC_APPROVAL_SCREENSHOT=docs/approval.png`` refreshes the README's).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,7 +23,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -67,21 +75,33 @@ DONE_JS = """([broken]) => {
 
 
 def test_quickstart_widgets_render_in_jupyterlab(tmp_path: Path) -> None:
+    _require_browser()
+    # The notebook's directory shows in the screenshot (the command lists it): a short path.
+    root = Path(tempfile.mkdtemp(prefix="quickstart-"))
+    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    shot = Path(os.environ.get("CODEX_MAGIC_SCREENSHOT") or tmp_path / "widget.png")
+    _in_jupyterlab(tmp_path, root, lambda page, lab: _run_quickstart(page, lab.url, lab.token, shot))
+
+
+def _require_browser() -> None:
+    """Skip without a browser; in CI, fail instead."""
     missing = missing_requirements()
     if missing:
         if IN_CI:
             pytest.fail(f"the browser test cannot run in CI: {missing}", pytrace=False)
         pytest.skip(missing)
 
-    # The notebook's directory shows in the screenshot (the command lists it): a short path.
-    root = Path(tempfile.mkdtemp(prefix="quickstart-"))
-    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+
+def _in_jupyterlab(tmp_path: Path, root: Path, run: Callable[[Any, Any], None]) -> None:
+    """Call ``run(page, lab)`` with JupyterLab serving ``root`` and a Chromium page; remove root.
+
+    On failure, the error says where the full-page screenshot is and ends with JupyterLab's log.
+    """
     page_png = tmp_path / "page.png"
     try:
         with jupyterlab(root, tmp_path / "lab") as lab, chromium_page(1200, 1400) as page:
             try:
-                shot = Path(os.environ.get("CODEX_MAGIC_SCREENSHOT") or tmp_path / "widget.png")
-                _run_quickstart(page, lab.url, lab.token, shot)
+                run(page, lab)
             except Exception as error:
                 _full_screenshot(page, page_png)
                 raise AssertionError(
@@ -105,25 +125,9 @@ def _full_screenshot(page: Any, path: Path) -> None:
 def _run_quickstart(page: Any, url: str, token: str, screenshot: Path) -> None:
     timings: dict[str, float] = {}
     started = time.monotonic()
-    page.set_default_timeout(60_000)
-    page.goto(f"{url}/lab/tree/{NOTEBOOK.name}?reset&token={token}", wait_until="domcontentloaded")
-    page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
-    # The kernel is connected and idle before anything runs. The execution indicator alone reads
-    # "idle" too early (before a kernel exists); the status bar's kernel item reads
-    # "<kernel> | Idle" only once the kernel's websocket is up.
-    _dismiss_dialogs(page)
-    page.wait_for_function(KERNEL_READY_JS, timeout=120_000, polling=100)
+    _open_notebook(page, url, token, NOTEBOOK.name)
     timings["open"] = time.monotonic() - started
-
-    page.locator(".lm-MenuBar-itemLabel").get_by_text("Run", exact=True).click()
-    page.locator(".lm-Menu").get_by_text("Run All Cells", exact=True).click()
-    # Every code cell is queued ([*]) or done ([n]) at once: Run All reached the kernel.
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputArea-prompt')]"
-        ".every((p) => /^\\[(\\*|\\d+)\\]:$/.test(p.innerText.trim()))",
-        timeout=30_000,
-        polling=100,
-    )
+    _run_all(page)
 
     # An async %%codex cell may leave the status bar Idle while it runs: wait on the cells
     # themselves (prompt numbers, the widgets' final status), not on the kernel status.
@@ -175,6 +179,31 @@ def _run_quickstart(page: Any, url: str, token: str, screenshot: Path) -> None:
     print("browser timings:", {k: round(v, 1) for k, v in timings.items()})
 
 
+def _open_notebook(page: Any, url: str, token: str, name: str) -> None:
+    """Open a notebook of the server's root dir and wait until its kernel is idle."""
+    page.set_default_timeout(60_000)
+    page.goto(f"{url}/lab/tree/{name}?reset&token={token}", wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
+    # The kernel is connected and idle before anything runs. The execution indicator alone reads
+    # "idle" too early (before a kernel exists); the status bar's kernel item reads
+    # "<kernel> | Idle" only once the kernel's websocket is up.
+    _dismiss_dialogs(page)
+    page.wait_for_function(KERNEL_READY_JS, timeout=120_000, polling=100)
+
+
+def _run_all(page: Any) -> None:
+    """Run All Cells from the menu; return once every code cell is queued or done."""
+    page.locator(".lm-MenuBar-itemLabel").get_by_text("Run", exact=True).click()
+    page.locator(".lm-Menu").get_by_text("Run All Cells", exact=True).click()
+    # Every code cell is queued ([*]) or done ([n]) at once: Run All reached the kernel.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputArea-prompt')]"
+        ".every((p) => /^\\[(\\*|\\d+)\\]:$/.test(p.innerText.trim()))",
+        timeout=30_000,
+        polling=100,
+    )
+
+
 def _dismiss_dialogs(page: Any) -> None:
     """Accept a "Select Kernel" dialog, should a JupyterLab ignore autoStartDefaultKernel."""
     deadline = time.monotonic() + 120
@@ -189,7 +218,7 @@ def _dismiss_dialogs(page: Any) -> None:
 
 
 def _screenshot_cell(page: Any, cell: Any, path: Path) -> None:
-    """Write the cell (request and widget) to ``path``, about SCREENSHOT_WIDTH wide."""
+    """Write an element (a cell, or its output) to ``path``, SCREENSHOT_WIDTH wide."""
     viewport = page.viewport_size
     width = cell.bounding_box()["width"]
     page.set_viewport_size(
@@ -203,3 +232,145 @@ def _screenshot_cell(page: Any, cell: Any, path: Path) -> None:
     page.mouse.move(0, 0)
     path.parent.mkdir(parents=True, exist_ok=True)
     cell.screenshot(path=str(path), animations="disabled")
+
+
+# The notebook of the control test. Its first cell serves the scripted model: a turn that asks
+# to run a command outside the read-only sandbox and then answers the command's output, and a
+# turn that streams slowly (about a minute) so that the test can stop it.
+CONTROL_NOTEBOOK = "control.ipynb"
+CONTROL_COMMAND = f"mkdir -p backup && cp {CONTROL_NOTEBOOK} backup/ && ls backup"
+CONTROL_SETUP = f"""\
+# Offline: a scripted model stands in for OpenAI's API (see codex_magic.scripted_model).
+import os, tempfile
+from codex_magic.scripted_model import Reply, ScriptedModel, exec_command, message, reasoning, write_codex_config
+
+model = ScriptedModel([
+    [
+        reasoning("The sandbox is read-only: writing the backup needs approval."),
+        exec_command(
+            {CONTROL_COMMAND!r},
+            sandbox_permissions="require_escalated",
+            justification="Copy the notebook into backup/ (the sandbox is read-only)",
+        ),
+    ],
+    lambda request: message("Backed up: backup/" + request.function_call_outputs()[-1].strip().splitlines()[-1]),
+    Reply([message("Reading the backup, cell by cell. " * 60, deltas=True)], delay=0.2),
+]).start()
+home = tempfile.mkdtemp(prefix="codex-home-")
+write_codex_config(home, model.url)
+os.environ["CODEX_HOME"] = home
+os.environ["CODEX_APP_SERVER_DISABLE_MANAGED_CONFIG"] = "1"
+"""
+CONTROL_CELLS = [
+    CONTROL_SETUP,
+    "%load_ext codex_magic",
+    "%%codex --sandbox read-only\nBack this notebook up into backup/.",
+    "%%codex\nNow read the backup, cell by cell.",
+]
+
+# JavaScript: every code cell has a prompt number and the kernel is idle.
+ALL_DONE_JS = """() => {
+  const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputArea-prompt')];
+  const indicator = document.querySelector('.jp-Notebook-ExecutionIndicator');
+  return prompts.length > 0 && prompts.every((p) => /^\\[\\d+\\]:$/.test(p.innerText.trim()))
+    && indicator && indicator.getAttribute('data-status') === 'idle';
+}"""
+
+
+def test_approve_and_stop_in_jupyterlab(tmp_path: Path) -> None:
+    """Approve a command with a mouse click and see its output; stop a slow turn."""
+    _require_browser()
+    root = Path(tempfile.mkdtemp(prefix="control-"))
+    _write_notebook(root / CONTROL_NOTEBOOK, CONTROL_CELLS)
+    shot = Path(os.environ.get("CODEX_MAGIC_APPROVAL_SCREENSHOT") or tmp_path / "approval.png")
+    _in_jupyterlab(tmp_path, root, lambda page, lab: _run_control(page, lab.url, lab.token, root, shot))
+
+
+def _write_notebook(path: Path, sources: list[str]) -> None:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path.write_text(json.dumps(notebook), encoding="utf-8")
+
+
+def _run_control(page: Any, url: str, token: str, root: Path, screenshot: Path) -> None:
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    _open_notebook(page, url, token, CONTROL_NOTEBOOK)
+    timings["open"] = time.monotonic() - started
+    _run_all(page)
+    cells = page.locator(".jp-Notebook .jp-CodeCell")
+    asking, slow = cells.nth(2), cells.nth(3)
+
+    # The approval: the request, with its buttons, while the command waits for the click.
+    widget = asking.locator(".jp-OutputArea .codex-magic")
+    approve = widget.get_by_role("button", name="Approve", exact=True)
+    approve.wait_for(state="visible", timeout=120_000)
+    for label in ("Decline", "Cancel the turn"):
+        widget.get_by_role("button", name=label, exact=True).wait_for(state="visible", timeout=10_000)
+    _stop_button(widget).wait_for(state="visible", timeout=10_000)
+    asked = ["Codex asks to run a command outside the sandbox", CONTROL_COMMAND, "read-only", "running"]
+    _wait_text(widget, asked, timeout=10)
+    assert not (root / "backup").exists(), "the command ran before the click"
+    _assert_rendered(page)
+    timings["asked"] = time.monotonic() - started - timings["open"]
+    _screenshot_cell(page, asking.locator(".jp-OutputArea"), screenshot)
+
+    approve.click()  # Playwright's mouse: moves to the button, presses and releases
+    _wait_text(widget, ["completed", "exit 0", "Backed up: backup/" + CONTROL_NOTEBOOK], timeout=60)
+    assert widget.get_by_role("button", name="Approve", exact=True).count() == 0
+    assert (root / "backup" / CONTROL_NOTEBOOK).is_file()
+    outputs = [t.strip() for t in widget.locator("pre").all_inner_texts()]
+    assert CONTROL_NOTEBOOK in outputs, f"the command's output is not shown: {outputs}"
+    _wait_text(widget, ["approved", "the user"], timeout=10)
+    timings["approved"] = time.monotonic() - started - timings["open"] - timings["asked"]
+
+    # The slow turn: Stop as soon as its message streams.
+    slow_widget = slow.locator(".jp-OutputArea .codex-magic")
+    _wait_text(slow_widget, ["running", "Reading the backup"], timeout=60)
+    stop = _stop_button(slow_widget)
+    clicked = time.monotonic()
+    stop.click()
+    _wait_text(slow_widget, ["interrupted"], timeout=10)
+    timings["stopped"] = time.monotonic() - clicked
+    page.wait_for_function(ALL_DONE_JS, timeout=30_000, polling=100)
+    assert stop.count() == 0, "the Stop button is still shown"
+    # The interrupted turn keeps its text so far, and the cell says how it ended.
+    assert "Reading the backup" in slow_widget.inner_text()
+    errors = [
+        (i, cells.nth(i).locator(STDERR).all_inner_texts()) for i in range(cells.count())
+    ]
+    assert [e for e in errors if e[1]] == [(3, errors[3][1])], errors
+    assert "TurnInterruptedError" in "".join(errors[3][1]), errors[3]
+    _assert_rendered(page)
+    timings["total"] = time.monotonic() - started
+    print("browser timings:", {k: round(v, 1) for k, v in timings.items()})
+
+
+def _stop_button(widget: Any) -> Any:
+    # The button's name starts with its icon's glyph.
+    return widget.get_by_role("button", name=re.compile(r"Stop$"))
+
+
+def _wait_text(element: Any, phrases: list[str], timeout: float) -> None:
+    """Wait until the element's text holds every phrase; say which are missing if not.
+
+    The locator is read afresh each time: JupyterLab re-renders an output when its display
+    is updated, which replaces the widget's element.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        text = element.inner_text(timeout=max(1, deadline - time.monotonic()) * 1000)
+        missing = [p for p in phrases if p not in text]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{missing} not shown within {timeout} s: {text!r}")
+        time.sleep(0.1)
+
+
+def _assert_rendered(page: Any) -> None:
+    body = page.locator("body").inner_text()
+    for phrase in BROKEN:
+        assert phrase not in body, f"{phrase!r} on the page"
