@@ -157,11 +157,18 @@ class Request:
     def choices(self) -> list[Choice]:
         """The buttons, in order; decline is always among them."""
         if self.method in (COMMAND, FILE_CHANGE):
-            offered = [d for d in self.params.get("availableDecisions") or [] if isinstance(d, str)]
-            if not offered:
-                offered = [ACCEPT, ACCEPT_FOR_SESSION, DECLINE, CANCEL]
+            available = self._available()
+            offered = [d for d in available if isinstance(d, str)] or [ACCEPT, ACCEPT_FOR_SESSION, DECLINE, CANCEL]
             keys = [d for d in _DECISION_CHOICES if d in offered or d == DECLINE]
-            return [_DECISION_CHOICES[k] for k in keys]
+            # Decisions that also change Codex's rules come after the plain approvals.
+            amendments = [
+                Choice(f"{_OPTION}{index}", label, "info")
+                for index, decision in enumerate(available)
+                if (label := _amendment_label(decision))
+            ]
+            plain = [_DECISION_CHOICES[k] for k in keys]
+            split = sum(k in (ACCEPT, ACCEPT_FOR_SESSION) for k in keys)
+            return plain[:split] + amendments + plain[split:]
         if self.method == PERMISSIONS:
             return [
                 Choice(ACCEPT, "Grant for this turn", "success"),
@@ -242,6 +249,11 @@ class Request:
         if choice == DECLINE:
             return decline_response(self.method)
         if self.method in (COMMAND, FILE_CHANGE):
+            if choice.startswith(_OPTION) and choice[len(_OPTION) :].isdigit():
+                available = self._available()
+                index = int(choice[len(_OPTION) :])
+                if index < len(available) and _amendment_label(available[index]):
+                    return {"decision": available[index]}
             if choice not in (ACCEPT, ACCEPT_FOR_SESSION, CANCEL):
                 raise AnswerError(f"not a decision: {choice}")
             return {"decision": choice}
@@ -287,7 +299,13 @@ class Request:
     def word(self, reply: Json) -> str:
         """What the reply did, as a past-tense word for the transcript."""
         if self.method in (COMMAND, FILE_CHANGE):
-            return _WORDS.get(str(reply.get("decision")), "declined")
+            decision = reply.get("decision")
+            if isinstance(decision, dict):
+                network = (decision.get("applyNetworkPolicyAmendment") or {}).get("network_policy_amendment") or {}
+                if network:
+                    return "host allowed" if network.get("action") == "allow" else "host blocked"
+                return "approved, and allowed from now on"
+            return _WORDS.get(str(decision), "declined")
         if self.method == PERMISSIONS:
             if not reply.get("permissions"):
                 return "declined"
@@ -319,6 +337,9 @@ class Request:
 
     # -- helpers ----------------------------------------------------------------------
 
+    def _available(self) -> list[Any]:
+        return list(self.params.get("availableDecisions") or [])
+
     def _questions(self) -> list[Json]:
         return [q for q in self.params.get("questions") or [] if isinstance(q, dict)]
 
@@ -335,6 +356,23 @@ class Request:
                 continue
             content[field.id] = _typed(raw, field)
         return content
+
+
+_OPTION = "option:"  # a choice key for the request's own decision at this index
+
+
+def _amendment_label(decision: Any) -> str:
+    """The button label of a decision that changes Codex's rules; "" for any other."""
+    if not isinstance(decision, dict):
+        return ""
+    execpolicy = (decision.get("acceptWithExecpolicyAmendment") or {}).get("execpolicy_amendment")
+    if isinstance(execpolicy, list) and execpolicy:
+        return "Always allow: " + " ".join(map(str, execpolicy))
+    network = (decision.get("applyNetworkPolicyAmendment") or {}).get("network_policy_amendment")
+    if isinstance(network, dict) and network.get("host"):
+        verb = "Always allow" if network.get("action") == "allow" else "Always block"
+        return f"{verb} network access to {network['host']}"
+    return ""
 
 
 def _typed(raw: str, field: Field) -> Any:

@@ -132,6 +132,8 @@ class Transcript:
             self.diff = params.get("diff")
         elif method == "warning":
             self.notices.append(Notice("warning", str(params.get("message", params))))
+        elif method == "item/autoApprovalReview/completed":
+            self.notices.append(Notice("auto-review", _review_text(params)))
 
     def note(self, kind: str, text: str) -> None:
         """Add a line that is not an item, such as a declined approval request."""
@@ -250,3 +252,14 @@ def final_response(items: list[Json]) -> str | None:
         if fallback is None and item.get("phase") is None:
             fallback = item.get("text")
     return fallback
+
+
+def _review_text(params: Json) -> str:
+    """What the auto-reviewer decided on a request: the action, the verdict, the risk, why."""
+    action = params.get("action") if isinstance(params.get("action"), dict) else {}
+    what = action.get("command") or action.get("type") or "a request"
+    review = params.get("review") if isinstance(params.get("review"), dict) else {}
+    verdict = str(review.get("status") or "reviewed")
+    risk = f", risk {review['riskLevel']}" if review.get("riskLevel") else ""
+    why = f": {review['rationale']}" if review.get("rationale") else ""
+    return f"{verdict} {what}{risk}{why}"

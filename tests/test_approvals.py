@@ -147,6 +147,21 @@ def test_mcp_tool_call_waits_for_approval(kernel: Kernel, offline: Offline) -> N
     assert "approved" in final_text(approved) and "the user" in final_text(approved)
 
 
+def test_always_allow_adds_a_rule_so_the_next_run_is_not_asked(kernel: Kernel, offline: Offline) -> None:
+    marker = offline.workspace / "ruled.txt"
+    escalate = exec_command(f"touch {marker}", sandbox_permissions="require_escalated", justification="make a file")
+    offline.model.add(escalate, message("Made."), escalate, message("Made again."))
+    always = f"Always allow: touch {marker}"
+    first = kernel.run("%%codex --sandbox read-only\nMake the file.", on_message=when(always, lambda k, e: k.click(buttons(e)[always])))
+    assert first.error is None, first.error
+    assert marker.exists() and "approved, and allowed from now on" in final_text(first)
+    assert f'prefix_rule(pattern=["touch", "{marker}"], decision="allow")' in (offline.codex_home / "rules" / "default.rules").read_text()
+    marker.unlink()
+    again = kernel.run("%%codex --sandbox read-only\nMake it again.")
+    assert again.error is None, again.error
+    assert marker.exists() and "Approve" not in buttons(again)
+
+
 def test_without_a_frontend_requests_are_declined_visibly(kernel: Kernel, offline: Offline) -> None:
     marker = offline.workspace / "headless.txt"
     escalate = exec_command(f"touch {marker}", sandbox_permissions="require_escalated", justification="make a file")
@@ -199,6 +214,18 @@ def test_approval_untrusted_asks_before_a_plain_command(kernel: Kernel, offline:
     assert execution.error is None, execution.error
     assert marker.exists() and "approval untrusted" in final_text(execution)
     assert "approved" in final_text(execution)
+
+
+def test_approval_auto_review_lets_the_reviewer_model_decide(kernel: Kernel, offline: Offline) -> None:
+    marker = offline.workspace / "reviewed.txt"
+    escalate = exec_command(f"touch {marker}", sandbox_permissions="require_escalated", justification="make a file")
+    verdict = {"outcome": "allow", "risk_level": "low", "user_authorization": "high", "rationale": "a harmless touch"}
+    offline.model.add(escalate, message(json.dumps(verdict)), message("Reviewed and made."))
+    execution = kernel.run("%%codex --sandbox read-only --approval auto-review\nMake the file.")
+    assert execution.error is None, execution.error
+    assert marker.exists() and "Approve" not in buttons(execution)
+    assert "auto-review: approved" in final_text(execution) and "a harmless touch" in final_text(execution)
+    assert "approval auto-review" in final_text(execution)
 
 
 def test_stop_while_a_question_is_open_withdraws_it(kernel: Kernel, offline: Offline) -> None:

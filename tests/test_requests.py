@@ -91,7 +91,18 @@ def keys(request: Request) -> list[str]:
 
 
 def test_command_offers_its_decisions_and_always_decline() -> None:
-    assert keys(COMMAND) == [ACCEPT, DECLINE, CANCEL]
+    assert keys(COMMAND) == [ACCEPT, "option:1", DECLINE, CANCEL]
+    assert COMMAND.choices()[1].label == "Always allow: touch"
+    remembered = COMMAND.respond("option:1")
+    assert remembered == {"decision": {"acceptWithExecpolicyAmendment": {"execpolicy_amendment": ["touch"]}}}
+    assert COMMAND.word(remembered) == "approved, and allowed from now on"
+    network = Request(COMMAND.method, {"availableDecisions": [
+        "accept", {"applyNetworkPolicyAmendment": {"network_policy_amendment": {"host": "pypi.org", "action": "allow"}}}]})
+    assert [c.label for c in network.choices()] == ["Approve", "Always allow network access to pypi.org", "Decline"]
+    assert network.word(network.respond("option:1")) == "host allowed"
+    for bad in ("option:0", "option:9", "option:x"):
+        with pytest.raises(AnswerError):
+            COMMAND.respond(bad)
     assert COMMAND.respond(ACCEPT) == {"decision": "accept"}
     assert COMMAND.respond(DECLINE) == {"decision": "decline"}
     assert COMMAND.withdrawn() == {"decision": "cancel"}

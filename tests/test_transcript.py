@@ -548,3 +548,19 @@ def test_plan_and_turn_diff_are_kept() -> None:
     transcript.apply("turn/diff/updated", {"diff": "--- a/x\n+++ b/x\n"})
     assert transcript.plan == plan
     assert transcript.diff == "--- a/x\n+++ b/x\n"
+
+
+def test_auto_review_verdicts_are_noted() -> None:
+    transcript = Transcript()
+    transcript.apply(
+        "item/autoApprovalReview/completed",
+        {
+            "action": {"command": "touch a.txt", "type": "command"},
+            "review": {"status": "approved", "riskLevel": "low", "rationale": "harmless"},
+        },
+    )
+    transcript.apply("item/autoApprovalReview/completed", {"action": {"type": "network"}, "review": {"status": "denied"}})
+    assert [(n.kind, n.text) for n in transcript.notices] == [
+        ("auto-review", "approved touch a.txt, risk low: harmless"),
+        ("auto-review", "denied network"),
+    ]
