@@ -1106,6 +1106,11 @@ def render_request(request: Request) -> Rendered:
             html_parts.append(f'<div style="{_DIM}">{esc(line)}</div>' if kind == "dim" else f"<div>{esc(line)}</div>")
             md_parts.append(_md_escape(line))
         text_parts.append(line)
+    if request.method == FILE_CHANGE and request.item:
+        change = render_item(request.item)  # the diff it asks to apply
+        html_parts.insert(1, change.html)
+        text_parts.insert(1, change.text)
+        md_parts.insert(1, change.markdown)
     return Rendered(_card(_WARN, "".join(html_parts)), "\n".join(text_parts), "\n\n".join(md_parts))
 
 

@@ -104,6 +104,7 @@ class Request:
     def __init__(self, method: str, params: Mapping[str, Any] | None) -> None:
         self.method = method
         self.params: Json = dict(params or {})
+        self.item: Json | None = None  # the transcript's item the request is about (a file change's diff)
 
     # -- what it is -------------------------------------------------------------------
 

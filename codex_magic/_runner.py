@@ -293,6 +293,8 @@ class TurnRun:
             elif isinstance(entry, tuple):
                 transcript.note(*entry)
             elif isinstance(entry, Pending):
+                about = transcript.items.get(str(entry.request.params.get("itemId")))
+                entry.request.item = about.view() if about is not None else None
                 try:
                     self.view.ask(entry)
                 except Exception as exc:  # the reader thread waits for an answer

@@ -308,7 +308,8 @@ class WidgetView:
     def ask(self, pending: Any) -> None:
         """Show a request: what is asked, a row per question or form field, a button per choice."""
         widgets, request = self._widgets, pending.request
-        made: list[Any] = []
+        asked = self._html(render_request(request).html)
+        made: list[Any] = [asked]
         rows: list[Any] = []
         answers: dict[str, Callable[[], str]] = {}
         fields = request.fields()
@@ -339,7 +340,7 @@ class WidgetView:
             button.on_click(lambda _b, key=choice.key: self._choose(pending, key, answers, error))
             buttons.append(button)
         row = widgets.HBox(buttons)
-        box = widgets.VBox([self._html(render_request(request).html), *rows, error, row])
+        box = widgets.VBox([asked, *rows, error, row])
         made.extend([*buttons, *rows, error, row, box])
         self._asks[id(pending)] = (box, made)
         self._layout_children()

@@ -166,6 +166,7 @@ __all__ = [
     "ScriptedModel",
     "ScriptedRequest",
     "Usage",
+    "apply_patch",
     "demo_script",
     "exec_command",
     "function_call",
@@ -435,6 +436,21 @@ def exec_command(cmd: str, *, call_id: str | None = None, **extra: Any) -> Funct
     ``sandbox_permissions="require_escalated"`` with ``justification="..."``.
     """
     return function_call("exec_command", {"cmd": cmd, **extra}, call_id=call_id)
+
+
+def apply_patch(patch: str, *, call_id: str | None = None) -> FunctionCallItem:
+    """Build a call that makes Codex edit files with a patch in its own format, e.g.::
+
+        *** Begin Patch
+        *** Add File: notes.txt
+        +hello
+        *** End Patch
+
+    Codex runs it as a file change (a ``fileChange`` item, which asks for approval
+    where the sandbox does not allow the write), not as a shell command.
+    """
+    body = patch if patch.endswith("\n") else patch + "\n"
+    return exec_command(f"apply_patch <<'PATCH'\n{body}PATCH\n", call_id=call_id, login=False)
 
 
 def _item_added(item: Json, output_index: int) -> Json:

@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from codex_magic.scripted_model import exec_command, function_call, message, write_codex_config
+import pytest
+
+from codex_magic.scripted_model import apply_patch, exec_command, function_call, message, write_codex_config
 
 from .conftest import Execution, Kernel, Offline
 
@@ -59,6 +61,26 @@ def when(button: str, act: Act) -> Callable[[Kernel, Execution, dict[str, Any]],
             act(kernel, execution)
 
     return hook
+
+
+@pytest.mark.parametrize(("choice", "written"), [("Approve", True), ("Decline", False)])
+def test_file_change_shows_its_diff_and_waits(kernel: Kernel, offline: Offline, choice: str, written: bool) -> None:
+    patch = "*** Begin Patch\n*** Add File: notes.txt\n+hello from the patch\n*** End Patch"
+    offline.model.add(apply_patch(patch), message("Patched."))
+    seen: dict[str, Any] = {}
+
+    def answer(kernel: Kernel, execution: Execution) -> None:
+        boxes = [state["value"] for _, state in widgets(execution, "HTMLModel") if "Codex asks to change files" in state["value"]]
+        seen["box"], seen["written"] = boxes[0], (offline.workspace / "notes.txt").exists()
+        kernel.click(buttons(execution)[choice])
+
+    execution = kernel.run("%%codex --sandbox read-only\nWrite notes.", on_message=when("Decline", answer))
+    assert execution.error is None, execution.error
+    assert "notes.txt" in seen["box"] and "hello from the patch" in seen["box"]  # the diff, in the request
+    assert seen["written"] is False
+    assert (offline.workspace / "notes.txt").exists() is written
+    assert ("approved" if written else "declined") in final_text(execution)
+    assert ("rejected" in offline.model.requests[-1].function_call_outputs()[-1]) is not written
 
 
 def test_question_is_answered_with_an_option_after_an_error(kernel: Kernel, offline: Offline) -> None:

@@ -224,3 +224,17 @@ def test_render_request_links_a_web_url() -> None:
     rendered = render_request(url)
     assert 'href="https://example.com/a?b=1&amp;c=2"' in rendered.html and "Sign in" in rendered.text
     assert [c.key for c in url.choices()] == [ACCEPT, DECLINE, CANCEL] and url.respond(ACCEPT) == {"action": "accept", "content": None}
+
+
+def test_file_change_request_shows_the_diff_of_its_item() -> None:
+    request = Request("item/fileChange/requestApproval", {"itemId": "p1", "reason": "write notes"})
+    assert "notes.txt" not in render_request(request).text
+    request.item = {
+        "type": "fileChange",
+        "id": "p1",
+        "status": "inProgress",
+        "changes": [{"path": "notes.txt", "kind": {"type": "add"}, "diff": "+hello <b>\n"}],
+    }
+    rendered = render_request(request)
+    assert "notes.txt" in rendered.text and "+hello <b>" in rendered.text and "reason: write notes" in rendered.text
+    assert "<b>\n" not in rendered.html and "hello &lt;b&gt;" in rendered.html
