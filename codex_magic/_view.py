@@ -298,8 +298,11 @@ class WidgetView:
         )
 
     def _count_views(self, change: dict[str, Any]) -> None:
+        # A page closed or reloaded removes its views: then wait for one to come back.
         if (change.get("new") or 0) > 0:
             self._shown.set()
+        else:
+            self._shown.clear()
 
     def shown(self, timeout: float) -> bool:
         """Whether a frontend shows the widget; waits up to ``timeout`` for one to say so."""

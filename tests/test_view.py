@@ -18,3 +18,14 @@ def test_settled_end_cuts_one_long_paragraph_at_a_space() -> None:
     text = "word " * (BLOCK_CHARS + 10)
     end = settled_end(text, 0)
     assert 0 < end <= len(text) and text[end - 1] == " "
+
+
+def test_shown_follows_the_frontends_view_count() -> None:
+    from codex_magic._view import WidgetView
+
+    view = WidgetView()
+    assert view.root._view_count == 0 and not view.shown(0.01)  # nobody shows it yet
+    view.root._view_count = 1  # as a frontend's update sets it
+    assert view.shown(0.01)
+    view.root._view_count = 0  # the page was closed
+    assert not view.shown(0.01)
