@@ -118,6 +118,40 @@ def wire(notification: Notification) -> tuple[str, Json]:
     return method, payload.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
+class _Deltas:
+    """Consecutive deltas to one field, folded as one: the same text, folded once."""
+
+    def __init__(self, transcript: Transcript) -> None:
+        self.transcript = transcript
+        self.key: tuple[str, str, Any] | None = None
+        self.parts: list[str] = []
+
+    def add(self, notification: Notification) -> bool:
+        """Take a delta notification; False for any other kind."""
+        method, payload = notification.method, notification.payload
+        if method not in _DELTAS or isinstance(payload, UnknownNotification):
+            return False
+        index = _DELTAS[method]
+        key = (method, payload.item_id, index and getattr(payload, index[0]))
+        if key != self.key:
+            self.flush()
+            self.key = key
+        self.parts.append(payload.delta)
+        return True
+
+    def flush(self) -> None:
+        """Fold the deltas taken so far."""
+        if self.key is None:
+            return
+        (method, item_id, position), parts = self.key, self.parts
+        params: Json = {"itemId": item_id, "delta": parts[0] if len(parts) == 1 else "".join(parts)}
+        index = _DELTAS[method]
+        if index is not None:
+            params[index[1]] = position
+        self.key, self.parts = None, []
+        self.transcript.apply(method, params)
+
+
 _REQUEST_KINDS = {
     "item/commandExecution/requestApproval": "run a command outside the sandbox",
     "item/fileChange/requestApproval": "change files",
@@ -182,6 +216,7 @@ class TurnRun:
         self.retry_timeout = retry_timeout
         self.transcript = Transcript()
         self.transcript.settings = {"model": settings.model, "sandbox": settings.sandbox, "cwd": settings.cwd}
+        self._deltas = _Deltas(self.transcript)
         self.handle: TurnHandle | None = None
         self._inbox: deque[Notification | BaseException | tuple[str, str]] = deque()
         self._data = _Signal()
@@ -253,8 +288,12 @@ class TurnRun:
     def _drain(self) -> None:
         self._data.clear()
         transcript = self.transcript
+        deltas = self._deltas
         while self._inbox:
             entry = self._inbox.popleft()
+            if isinstance(entry, Notification) and deltas.add(entry):
+                continue
+            deltas.flush()
             if isinstance(entry, Notification):
                 method, params = wire(entry)
                 transcript.apply(method, params)
@@ -265,6 +304,7 @@ class TurnRun:
             else:
                 self.session.close()
                 transcript.abandon(FAILED, f"lost the codex app-server: {entry}")
+        deltas.flush()
 
     def _render(self, *, force: bool = False) -> None:
         now = time.monotonic()
