@@ -26,7 +26,7 @@ from ._transcript import FAILED, INTERRUPTED, Transcript
 
 Json = dict[str, Any]
 
-MIN_INTERVAL = 0.25  # seconds between view refreshes: at most 4 a second
+MIN_INTERVAL = 1 / 3  # seconds between view refreshes: at most 3 a second, each sending a few updates
 CLOCK_INTERVAL = 1.0  # refresh at least this often so the elapsed time ticks
 SETTLE_TIMEOUT = 2.0  # how long an interrupted turn may take to report back
 
