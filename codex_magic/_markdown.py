@@ -127,7 +127,7 @@ def _render_parts(text: str) -> tuple[str, str]:
 # view cuts its blocks at the same places, so the finished message reuses their rendering.
 PIECE_CHARS = 8192
 # Rendered pieces kept, by source characters: the recent long messages.
-MEMO_CHARS = 2_000_000
+MEMO_CHARS = 1_000_000
 _memo: OrderedDict[str, tuple[str, str]] = OrderedDict()
 _memo_chars = 0
 _memo_lock = threading.Lock()

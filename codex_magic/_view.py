@@ -378,4 +378,5 @@ class WidgetView:
         self.set_stop(None)
         self.update(transcript)
         final = final_render(transcript, self._images, self._renderings)
+        self._renderings.clear()  # the view outlives the turn: keep only what the widgets show
         self.handle.update(self._bundle(final, final=True), raw=True)
