@@ -118,38 +118,37 @@ def wire(notification: Notification) -> tuple[str, Json]:
     return method, payload.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
-class _Deltas:
-    """Consecutive deltas to one field, folded as one: the same text, folded once."""
+def _delta_key(notification: Notification) -> tuple[str, str, Any] | None:
+    """``(method, item id, index)`` of a delta notification; None for any other kind."""
+    method, payload = notification.method, notification.payload
+    if method not in _DELTAS or isinstance(payload, UnknownNotification):
+        return None
+    index = _DELTAS[method]
+    return method, payload.item_id, index and getattr(payload, index[0])
 
-    def __init__(self, transcript: Transcript) -> None:
-        self.transcript = transcript
-        self.key: tuple[str, str, Any] | None = None
-        self.parts: list[str] = []
 
-    def add(self, notification: Notification) -> bool:
-        """Take a delta notification; False for any other kind."""
-        method, payload = notification.method, notification.payload
-        if method not in _DELTAS or isinstance(payload, UnknownNotification):
-            return False
-        index = _DELTAS[method]
-        key = (method, payload.item_id, index and getattr(payload, index[0]))
-        if key != self.key:
-            self.flush()
-            self.key = key
-        self.parts.append(payload.delta)
-        return True
+class _Run:
+    """Consecutive deltas to one field, handed from the pump thread to the cell's thread as one.
 
-    def flush(self) -> None:
-        """Fold the deltas taken so far."""
-        if self.key is None:
-            return
-        (method, item_id, position), parts = self.key, self.parts
-        params: Json = {"itemId": item_id, "delta": parts[0] if len(parts) == 1 else "".join(parts)}
+    Notifications then die young on the pump thread: thousands of them waiting in the
+    inbox would survive into the oldest garbage-collector generation and cost full
+    collections, on whichever thread allocates next (mostly the SDK's reader).
+    """
+
+    __slots__ = ("key", "parts")
+
+    def __init__(self, key: tuple[str, str, Any], delta: str) -> None:
+        self.key = key
+        self.parts = [delta]
+
+    def wire(self) -> tuple[str, Json]:
+        """The deltas as one ``(method, params)``; call with the parts taken from the pump."""
+        method, item_id, position = self.key
+        params: Json = {"itemId": item_id, "delta": "".join(self.parts)}
         index = _DELTAS[method]
         if index is not None:
             params[index[1]] = position
-        self.key, self.parts = None, []
-        self.transcript.apply(method, params)
+        return method, params
 
 
 _REQUEST_KINDS = {
@@ -216,9 +215,10 @@ class TurnRun:
         self.retry_timeout = retry_timeout
         self.transcript = Transcript()
         self.transcript.settings = {"model": settings.model, "sandbox": settings.sandbox, "cwd": settings.cwd}
-        self._deltas = _Deltas(self.transcript)
         self.handle: TurnHandle | None = None
-        self._inbox: deque[Notification | BaseException | tuple[str, str]] = deque()
+        self._inbox: deque[Notification | _Run | BaseException | tuple[str, str]] = deque()
+        self._run: _Run | None = None  # the run the pump thread is adding to, under _run_lock
+        self._run_lock = threading.Lock()
         self._data = _Signal()
         self._ended = _Signal()
         self._last_render = 0.0
@@ -253,9 +253,20 @@ class TurnRun:
 
     def _pump(self) -> None:
         assert self.handle is not None
+        lock = self._run_lock
         try:
             for notification in self.handle.stream():
-                self._inbox.append(notification)
+                key = _delta_key(notification)
+                with lock:
+                    run = self._run
+                    if key is not None and run is not None and run.key == key:
+                        run.parts.append(notification.payload.delta)  # type: ignore[union-attr]
+                    elif key is not None:
+                        self._run = _Run(key, notification.payload.delta)  # type: ignore[union-attr]
+                        self._inbox.append(self._run)
+                    else:
+                        self._run = None
+                        self._inbox.append(notification)
                 self._data.set()
         except BaseException as exc:  # the transport closed: reported as a failure
             self._inbox.append(exc)
@@ -288,13 +299,14 @@ class TurnRun:
     def _drain(self) -> None:
         self._data.clear()
         transcript = self.transcript
-        deltas = self._deltas
         while self._inbox:
             entry = self._inbox.popleft()
-            if isinstance(entry, Notification) and deltas.add(entry):
-                continue
-            deltas.flush()
-            if isinstance(entry, Notification):
+            if isinstance(entry, _Run):
+                with self._run_lock:
+                    if self._run is entry:  # later deltas start a new run
+                        self._run = None
+                transcript.apply(*entry.wire())
+            elif isinstance(entry, Notification):
                 method, params = wire(entry)
                 transcript.apply(method, params)
             elif isinstance(entry, tuple):
@@ -304,7 +316,6 @@ class TurnRun:
             else:
                 self.session.close()
                 transcript.abandon(FAILED, f"lost the codex app-server: {entry}")
-        deltas.flush()
 
     def _render(self, *, force: bool = False) -> None:
         now = time.monotonic()
