@@ -91,6 +91,9 @@ def _fit(text: str, budget: int, *, keep: str) -> str:
     if len(text) * 6 <= budget or (len(text) <= budget and _cost(text) <= budget):
         return text
     lo, hi = 0, min(len(text), budget)
+    # Usually nothing in the longest candidate needs escaping: one measure, no search.
+    if _cost(text[-hi:] if keep == "tail" else text[:hi]) <= budget:
+        lo = hi
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if _cost(text[-mid:] if keep == "tail" else text[:mid]) <= budget:

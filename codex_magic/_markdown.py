@@ -10,6 +10,8 @@ HTML either. markdown-it is imported on first use.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ._html import _PRE, _href, _image_src, _img, _link, _web_url, esc
@@ -91,7 +93,24 @@ def _style_tokens(tokens: Iterable[Token]) -> None:
 
 
 def _markdown_parts(text: str) -> tuple[str, str]:
-    """Markdown source to (HTML, safe Markdown); both stay well-formed for partial text."""
+    """Markdown source to (HTML, safe Markdown); both stay well-formed for partial text.
+
+    Long text is rendered piece by piece (see :func:`next_cut`), and each finished piece
+    is remembered: a message re-rendered as it streams, and again once it is complete,
+    costs only its new text.
+    """
+    if len(text) <= PIECE_CHARS or "]:" in text or "\r" in text:
+        # A link reference definition (``[label]: url``) reaches the whole document.
+        return _remembered(text)
+    parts, start = [], 0
+    while (cut := next_cut(text, start, PIECE_CHARS)) is not None:
+        parts.append(_remembered(text[start:cut]))
+        start = cut
+    parts.append(_remembered(text[start:]))
+    return "".join(html for html, _ in parts), "\n\n".join(source for _, source in parts if source)
+
+
+def _render_parts(text: str) -> tuple[str, str]:
     from markdown_it.tree import SyntaxTreeNode
 
     md = _markdown_it()
@@ -100,6 +119,84 @@ def _markdown_parts(text: str) -> tuple[str, str]:
     markup = md.renderer.render(tokens, md.options, {})
     source = "\n".join(_md_blocks(SyntaxTreeNode(tokens).children)).strip("\n")
     return markup, source
+
+
+# -- long text in pieces -------------------------------------------------------------------------
+
+# Pieces are cut after a blank line once they reach PIECE_CHARS characters; the streaming
+# view cuts its blocks at the same places, so the finished message reuses their rendering.
+PIECE_CHARS = 8192
+# Rendered pieces kept, by source characters: the recent long messages.
+MEMO_CHARS = 1_000_000
+_memo: OrderedDict[str, tuple[str, str]] = OrderedDict()
+_memo_chars = 0
+_memo_lock = threading.Lock()
+_FENCE_OPEN = re.compile(r"(`{3,})([^`]*)$|(~{3,})")
+_SETTLED = re.compile(r"\n[ \t]*\n\Z")
+
+
+def _remembered(text: str) -> tuple[str, str]:
+    """``_render_parts(text)``, from the memo for a piece that ends with a blank line."""
+    global _memo_chars
+    if not _SETTLED.search(text):
+        return _render_parts(text)
+    with _memo_lock:
+        found = _memo.get(text)
+        if found is not None:
+            _memo.move_to_end(text)
+            return found
+    parts = _render_parts(text)
+    with _memo_lock:
+        if text not in _memo:
+            _memo[text] = parts
+            _memo_chars += len(text)
+            while _memo_chars > MEMO_CHARS and len(_memo) > 1:
+                _memo_chars -= len(_memo.popitem(last=False)[0])
+    return parts
+
+
+def next_cut(text: str, start: int = 0, size: int = PIECE_CHARS) -> int | None:
+    """Where the piece of ``text`` from ``start`` ends, or None if it does not end yet.
+
+    A piece ends, at least ``size`` characters in, at a line that follows a blank line and
+    starts with a letter or ``#``, outside fenced code: such a line closes every block
+    (paragraph, list, quote, table, indented code), so Markdown rendered piece by piece
+    is the same as rendered whole. ``start`` must be 0 or a previous cut. A fence opened
+    at an indent of 1-3 spaces may belong to a list item, so no cut follows it.
+    """
+    fence: tuple[str, int] | None = None
+    blank = False
+    pos = start
+    length = len(text)
+    while pos < length:
+        if blank and fence is None and pos - start >= size:
+            first = text[pos]
+            if first.isalpha() or first == "#":
+                return pos
+        end = text.find("\n", pos)
+        if end < 0:
+            return None  # the last line is still arriving
+        line = text[pos:end]
+        pos = end + 1
+        stripped = line.lstrip(" ")
+        indent = len(line) - len(stripped)
+        blank = not stripped.strip(" \t")
+        if indent > 3 or not stripped[:3] in ("```", "~~~"):
+            continue
+        if fence is not None:
+            char, count = fence
+            run = len(stripped) - len(stripped.lstrip(char))
+            if run >= count and not stripped[run:].strip(" \t"):
+                fence = None
+            continue
+        match = _FENCE_OPEN.match(stripped)
+        if match is None:
+            continue
+        if indent:
+            return None
+        run_text = match.group(1) or match.group(3)
+        fence = (run_text[0], len(run_text))
+    return None
 
 
 # -- safe Markdown, rebuilt from the parse -----------------------------------------------------

@@ -80,6 +80,8 @@ from ._text import (
 # check reads ``_html.MAX_IMAGE_CHARS``, so that is the one to change or patch.
 from ._html import MAX_IMAGE_CHARS as MAX_IMAGE_CHARS
 from ._html import esc as esc
+from ._markdown import PIECE_CHARS as PIECE_CHARS
+from ._markdown import next_cut as next_cut
 
 # A long text (command output, tool result) shows a preview of this many lines and
 # characters; its escaped HTML is also held to OUTPUT_TAIL_CHARS bytes.
@@ -1137,18 +1139,24 @@ def render_turn(
     running_ids: frozenset[str] = frozenset(),
     plan: Json | None = None,
     diff: str | None = None,
+    rendered: Sequence[Rendered | None] = (),
 ) -> Rendered:
     """The whole turn: header, plan, items in order, the turn's diff, then notices.
 
     Items in ``running_ids`` stream (cursor, running badge) while the turn runs and are
-    marked unfinished once it has ended.
+    marked unfinished once it has ended. ``rendered`` holds, by position, items already
+    rendered as they are shown here (None: render it here).
     """
     header = render_header(
         status=status, elapsed=elapsed, info=info, usage=usage, turn_tokens=turn_tokens, error=error
     )
     ended = status not in ("running", "starting")
     body = [render_plan(plan)] if plan else []
-    for item in items:
+    for position, item in enumerate(items):
+        known = rendered[position] if position < len(rendered) else None
+        if known is not None:
+            body.append(known)
+            continue
         in_flight = isinstance(item, dict) and item.get("id") in running_ids
         body.append(render_item(item, running=in_flight and not ended, unfinished=in_flight and ended))
     if diff:

@@ -27,7 +27,7 @@ from ._transcript import FAILED, INTERRUPTED, Transcript
 
 Json = dict[str, Any]
 
-MIN_INTERVAL = 0.25  # seconds between view refreshes: at most 4 a second
+MIN_INTERVAL = 1 / 3  # seconds between view refreshes: at most 3 a second, each sending a few updates
 CLOCK_INTERVAL = 1.0  # refresh at least this often so the elapsed time ticks
 SETTLE_TIMEOUT = 2.0  # how long an interrupted turn may take to report back
 
@@ -127,6 +127,39 @@ def wire(notification: Notification) -> tuple[str, Json]:
     return method, payload.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
+def _delta_key(notification: Notification) -> tuple[str, str, Any] | None:
+    """``(method, item id, index)`` of a delta notification; None for any other kind."""
+    method, payload = notification.method, notification.payload
+    if method not in _DELTAS or isinstance(payload, UnknownNotification):
+        return None
+    index = _DELTAS[method]
+    return method, payload.item_id, index and getattr(payload, index[0])
+
+
+class _Run:
+    """Consecutive deltas to one field, handed from the pump thread to the cell's thread as one.
+
+    Notifications then die young on the pump thread: thousands of them waiting in the
+    inbox would survive into the oldest garbage-collector generation and cost full
+    collections, on whichever thread allocates next (mostly the SDK's reader).
+    """
+
+    __slots__ = ("key", "parts")
+
+    def __init__(self, key: tuple[str, str, Any], delta: str) -> None:
+        self.key = key
+        self.parts = [delta]
+
+    def wire(self) -> tuple[str, Json]:
+        """The deltas as one ``(method, params)``; call with the parts taken from the pump."""
+        method, item_id, position = self.key
+        params: Json = {"itemId": item_id, "delta": "".join(self.parts)}
+        index = _DELTAS[method]
+        if index is not None:
+            params[index[1]] = position
+        return method, params
+
+
 APPROVAL_TIMEOUT = 600.0
 # How long a request waits for the frontend to show the widget before the turn is
 # taken as headless (nbclient, papermill, a frontend without widgets).
@@ -186,7 +219,9 @@ class TurnRun:
             "approval": settings.approval,
         }
         self.handle: TurnHandle | None = None
-        self._inbox: deque[Notification | BaseException | tuple[str, str]] = deque()
+        self._inbox: deque[Notification | _Run | BaseException | tuple[str, str]] = deque()
+        self._run: _Run | None = None  # the run the pump thread is adding to, under _run_lock
+        self._run_lock = threading.Lock()
         self._data = _Signal()
         self._ended = _Signal()
         self._last_render = 0.0
@@ -223,9 +258,20 @@ class TurnRun:
 
     def _pump(self) -> None:
         assert self.handle is not None
+        lock = self._run_lock
         try:
             for notification in self.handle.stream():
-                self._inbox.append(notification)
+                key = _delta_key(notification)
+                with lock:
+                    run = self._run
+                    if key is not None and run is not None and run.key == key:
+                        run.parts.append(notification.payload.delta)  # type: ignore[union-attr]
+                    elif key is not None:
+                        self._run = _Run(key, notification.payload.delta)  # type: ignore[union-attr]
+                        self._inbox.append(self._run)
+                    else:
+                        self._run = None
+                        self._inbox.append(notification)
                 self._data.set()
         except BaseException as exc:  # the transport closed: reported as a failure
             self._inbox.append(exc)
@@ -287,7 +333,12 @@ class TurnRun:
         transcript = self.transcript
         while self._inbox:
             entry = self._inbox.popleft()
-            if isinstance(entry, Notification):
+            if isinstance(entry, _Run):
+                with self._run_lock:
+                    if self._run is entry:  # later deltas start a new run
+                        self._run = None
+                transcript.apply(*entry.wire())
+            elif isinstance(entry, Notification):
                 method, params = wire(entry)
                 transcript.apply(method, params)
             elif isinstance(entry, tuple):

@@ -15,6 +15,7 @@ import threading
 from typing import Any, Callable
 
 from ._render import (
+    PIECE_CHARS,
     Rendered,
     TurnInfo,
     render_diff,
@@ -24,6 +25,7 @@ from ._render import (
     render_plan,
     render_request,
     render_turn,
+    next_cut,
 )
 from ._requests import AnswerError
 from ._transcript import ItemState, Transcript
@@ -77,17 +79,42 @@ def item_data(state: ItemState, images: dict[str, str | None]) -> dict[str, Any]
     return data
 
 
-def item_view(state: ItemState, turn_done: bool, images: dict[str, str | None]) -> Rendered:
+# An item's rendering, remembered with the item version and mode it was made for.
+Renderings = dict[str, tuple[int, str, Rendered]]
+
+
+def _mode(state: ItemState, turn_done: bool) -> str:
+    return "done" if state.done else "unfinished" if turn_done else "running"
+
+
+def item_view(
+    state: ItemState, turn_done: bool, images: dict[str, str | None], renderings: Renderings | None = None
+) -> Rendered:
     """Render one item state; the view's only bridge from item state to markup."""
-    in_flight = not state.done
-    return render_item(item_data(state, images), running=in_flight and not turn_done, unfinished=in_flight and turn_done)
+    mode = _mode(state, turn_done)
+    rendered = render_item(item_data(state, images), running=mode == "running", unfinished=mode == "unfinished")
+    if renderings is not None:
+        renderings[state.id] = (state.version, mode, rendered)
+    return rendered
 
 
-def final_render(transcript: Transcript, images: dict[str, str | None] | None = None) -> Rendered:
-    """The whole transcript of a turn, for saved output and text frontends."""
+def final_render(
+    transcript: Transcript, images: dict[str, str | None] | None = None, renderings: Renderings | None = None
+) -> Rendered:
+    """The whole transcript of a turn, for saved output and text frontends.
+
+    Items in ``renderings`` at their current version and mode are not rendered again.
+    """
     images = {} if images is None else images
+    renderings = {} if renderings is None else renderings
     states = transcript.ordered()
+    done = transcript.done
+    reused: list[Rendered | None] = []
+    for state in states:
+        known = renderings.get(state.id)
+        reused.append(known[2] if known is not None and known[:2] == (state.version, _mode(state, done)) else None)
     return render_turn(
+        rendered=reused,
         **_header_facts(transcript),
         items=[item_data(state, images) for state in states],
         notices=[(n.kind, n.text) for n in transcript.notices],
@@ -103,18 +130,25 @@ def _reader(pick: Any, text: Any) -> Callable[[], str]:
 
 
 # A streaming message longer than this is shown as finished blocks, each sent once,
-# and a live tail, so a refresh does not re-send the whole message.
-BLOCK_CHARS = 8192
+# and a live tail, so a refresh does not re-send the whole message. Blocks are cut where
+# the renderer cuts its pieces, so the finished message reuses their rendering.
+BLOCK_CHARS = PIECE_CHARS
 
 
-def settled_end(text: str, start: int) -> int:
-    """Where the finished part of streaming Markdown ends: a blank line outside code fences.
+def settled_end(text: str, start: int, size: int = BLOCK_CHARS) -> int:
+    """Where the finished part of streaming Markdown ends (``start`` if nothing is finished).
 
-    Text with no such line for long is cut at a line end, or a space, instead: only the
-    streaming view splits there; the finished message is rendered whole.
+    ``start`` is 0 or a previous end. The finished part ends where the renderer would
+    cut a piece (see ``next_cut``). Text with no such place for long is cut at a blank
+    line, a line end or a space outside code fences instead: only the streaming view
+    splits there; the finished message is rendered whole.
     """
-    separators = ("\n\n", "\n", " ") if len(text) - start > 4 * BLOCK_CHARS else ("\n\n",)
-    for separator in separators:
+    end = start
+    while (cut := next_cut(text, end, size)) is not None:
+        end = cut
+    if end > start or len(text) - start <= 4 * size:
+        return end
+    for separator in ("\n\n", "\n", " "):
         pos = text.rfind(separator, start)
         while pos > start:
             if text.count("```", 0, pos) % 2 == 0:
@@ -126,28 +160,37 @@ def settled_end(text: str, start: int) -> int:
 class _Blocks:
     """The widgets of one long streaming message: finished blocks and a live tail."""
 
-    def __init__(self, view: WidgetView) -> None:
+    def __init__(self, view: WidgetView, data: dict[str, Any]) -> None:
+        # Widgets made with their content: a new widget's state travels in its comm_open.
         self.view = view
         self.upto = 0
-        self.blocks: list[Any] = []
-        self.tail = view._html("")
-        self.box = view._widgets.VBox([self.tail], layout=view._layout)
+        text = data.get("text") or ""
+        self.blocks = self._settled(data, text)
+        self.tail = view._html(self._tail(data, text))
+        self.box = view._widgets.VBox([*self.blocks, self.tail], layout=view._layout)
+
+    def _settled(self, data: dict[str, Any], text: str) -> list[Any]:
+        cut = settled_end(text, self.upto)
+        if cut <= self.upto:
+            return []
+        block = self.view._html(render_item({**data, "text": text[self.upto : cut]}).html)
+        self.upto = cut
+        return [block]
+
+    def _tail(self, data: dict[str, Any], text: str) -> str:
+        return render_item({**data, "text": text[self.upto :]}, running=True).html
 
     def show(self, data: dict[str, Any]) -> None:
         text = data.get("text") or ""
-        cut = settled_end(text, self.upto)
-        if cut - self.upto >= BLOCK_CHARS:
-            self.blocks.append(self.view._html(render_item({**data, "text": text[self.upto : cut]}).html))
-            self.upto = cut
+        new = self._settled(data, text)
+        if new:
+            self.blocks += new
             self.box.children = (*self.blocks, self.tail)
-        self.view._set(self.tail, render_item({**data, "text": text[self.upto :]}, running=True).html)
+        self.view._set(self.tail, self._tail(data, text))
 
-    def finish(self, html: str) -> None:
-        # The finished message is one piece again, rendered whole.
-        if self.blocks:
-            self.blocks, self.upto = [], 0
-            self.box.children = (self.tail,)
-        self.view._set(self.tail, html)
+    def close(self) -> None:
+        for widget in (*self.blocks, self.tail, self.box):
+            widget.close()
 
 
 class WidgetView:
@@ -174,17 +217,19 @@ class WidgetView:
         )
         self._stop_callback: Callable[[], None] | None = None
         self.stop.on_click(self._clicked_stop)
-        self.top = widgets.HBox([self.header], layout=widgets.Layout(justify_content="space-between"))
+        # Shown from the start, so the turn's start costs no update: a click waits in the
+        # kernel's queue until the turn has started, then stops it.
+        self.top = widgets.HBox([self.header, self.stop], layout=widgets.Layout(justify_content="space-between"))
         # A frontend that shows the widget counts its views in _view_count (0 starts the
         # count): that is how the kernel knows someone can click. nbclient and papermill
         # keep widget state but show no view.
-        self.root = widgets.VBox([self.top], layout=self._layout, _view_count=0)
-        self.root.add_class("codex-magic")
+        self.root = widgets.VBox([self.top], layout=self._layout, _dom_classes=("codex-magic",), _view_count=0)
         self._shown = threading.Event()
         self.root.observe(self._count_views, names="_view_count")
         self._items: dict[str, tuple[Any, int]] = {}
         self._item_order: list[Any] = []
         self._images: dict[str, str | None] = {}
+        self._renderings: Renderings = {}  # the final transcript reuses them
         # Shown only once there is something to show: the plan, notices, the turn's diff.
         self._extras: dict[str, Any] = {}
         self._extra_sources: dict[str, Any] = {}
@@ -213,7 +258,9 @@ class WidgetView:
     def set_stop(self, stop: Callable[[], None] | None) -> None:
         """Show the Stop button while ``stop`` can interrupt the turn; hide it with None."""
         self._stop_callback = stop
-        self.top.children = (self.header, self.stop) if stop is not None else (self.header,)
+        children = (self.header, self.stop) if stop is not None else (self.header,)
+        if self.top.children != children:
+            self.top.children = children
 
     def _clicked_stop(self, _button: Any) -> None:
         # Runs on the kernel's event loop while the awaited cell waits for the turn.
@@ -239,6 +286,7 @@ class WidgetView:
         """Copy the transcript's changes onto the widgets."""
         self._set(self.header, header(transcript).html)
         changed = False
+        retired: list[_Blocks] = []
         for state in transcript.ordered():
             known = self._items.get(state.id)
             # A finished turn re-renders items still in flight, to mark them unfinished.
@@ -248,10 +296,15 @@ class WidgetView:
                 changed |= known is None or known[0] is not self._streams[state.id].box
                 self._items[state.id] = (self._streams[state.id].box, state.version)
                 continue
-            html = item_view(state, transcript.done, self._images).html
+            html = item_view(state, transcript.done, self._images, self._renderings).html
             if state.id in self._streams:
-                self._streams.pop(state.id).finish(html)
-                self._items[state.id] = (self._items[state.id][0], state.version)
+                # The finished message is one piece again, in a new child that replaces the blocks.
+                blocks = self._streams.pop(state.id)
+                child = self._html(html)
+                self._item_order[self._item_order.index(blocks.box)] = child
+                self._items[state.id] = (child, state.version)
+                retired.append(blocks)
+                changed = True
                 continue
             child = known[0] if known is not None else None
             if child is None and html:
@@ -269,21 +322,25 @@ class WidgetView:
         changed |= self._extra("diff", transcript.diff, lambda diff: render_diff(diff).html)
         if changed:
             self._layout_children()
+        for blocks in retired:
+            blocks.close()
 
     def _stream(self, state: ItemState, turn_done: bool, known: Any) -> bool:
         """Show a long message still streaming as blocks and a tail; False if it is not one."""
         if state.type != "agentMessage" or state.done or turn_done:
             return False
         blocks = self._streams.get(state.id)
-        if blocks is None:
-            if len(state.view().get("text") or "") <= BLOCK_CHARS:
-                return False
-            blocks = self._streams[state.id] = _Blocks(self)
-            if known is not None and known[0] in self._item_order:
-                self._item_order[self._item_order.index(known[0])] = blocks.box
-            else:
-                self._item_order.append(blocks.box)
-        blocks.show(state.view())
+        data = state.view()
+        if blocks is not None:
+            blocks.show(data)
+            return True
+        if len(data.get("text") or "") <= BLOCK_CHARS:
+            return False
+        blocks = self._streams[state.id] = _Blocks(self, data)
+        if known is not None and known[0] in self._item_order:
+            self._item_order[self._item_order.index(known[0])] = blocks.box
+        else:
+            self._item_order.append(blocks.box)
         return True
 
     def _layout_children(self) -> None:
@@ -368,5 +425,8 @@ class WidgetView:
 
     def finish(self, transcript: Transcript) -> None:
         """Show the final state, and put the transcript in the saved output."""
+        self.set_stop(None)
         self.update(transcript)
-        self.handle.update(self._bundle(final_render(transcript, self._images), final=True), raw=True)
+        final = final_render(transcript, self._images, self._renderings)
+        self._renderings.clear()  # the view outlives the turn: keep only what the widgets show
+        self.handle.update(self._bundle(final, final=True), raw=True)

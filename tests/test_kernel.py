@@ -270,11 +270,11 @@ def test_stop_button_interrupts_the_turn_and_the_thread_goes_on(kernel: Kernel, 
     assert "stopped by the user" in execution.error["evalue"]
     assert kernel.value("_codex_result.status.value") == "interrupted"
     assert 0 < int(kernel.value("len(_codex_result.items[-1].root.text)")) < len("word " * 400)
-    # The button is gone from the finished widget.
+    # The button is shown from the start, and gone from the finished widget.
     (button,) = _button_ids(execution)
     last_children = [
         m["content"]["data"]["state"]["children"]
-        for m in execution.of("comm_msg")
+        for m in execution.of("comm_open", "comm_msg")
         if "children" in m["content"]["data"].get("state", {})
     ]
     assert f"IPY_MODEL_{button}" in str(last_children) and f"IPY_MODEL_{button}" not in str(last_children[-1])

@@ -750,3 +750,98 @@ def test_render_turn_with_plan_diff_and_unfinished_items() -> None:
     assert "\u258d" in running.html and ">unfinished</span>" not in running.html
     assert "\u258d" not in ended.html and ended.html.count(">unfinished</span>") == 2
     assert ended.text.count("[unfinished]") == 2
+
+
+# -- long Markdown in pieces -----------------------------------------------------------------------
+
+_SNIPPETS = [
+    "Text with *em*, **strong** and `code`.", "More text", "# Heading", "- item", "  - nested", "1. first",
+    "2) second", "> quote", "```python", "```", "~~~", "````", "  ```", "    indented code", "\tTabbed",
+    "| a | b |", "|---|---|", "| 1 | 2 |", "a | b", "--|--", "[link](https://example.com)", "***", "---",
+    "===", "  continued", "* star", "+ plus", "Word", "\u00c9clair", "#tag", "```js`x", "- ```", "> ```", "z",
+]
+
+
+@pytest.fixture
+def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    from codex_magic import _markdown
+
+    monkeypatch.setattr(_markdown, "PIECE_CHARS", 80)
+    monkeypatch.setattr(_markdown, "_memo", type(_markdown._memo)())
+    monkeypatch.setattr(_markdown, "_memo_chars", 0)
+
+
+@pytest.mark.usefixtures("small_pieces")
+def test_markdown_in_pieces_is_the_same_as_whole() -> None:
+    import random
+
+    from codex_magic import _markdown
+
+    rng = random.Random(7)
+    cuts = 0
+    for _ in range(300):
+        kinds = ["", "", "   ", *rng.sample(_SNIPPETS, 10)]  # some documents without fences
+        lines = [rng.choice(kinds) for _ in range(rng.randint(20, 120))]
+        text = "\n".join(lines) + rng.choice(["", "\n", "\n\nend"])
+        start = 0
+        while (cut := _markdown.next_cut(text, start, 80)) is not None:
+            cuts, start = cuts + 1, cut
+        assert _markdown._markdown_parts(text) == _markdown._render_parts(text), text
+    assert cuts > 150  # the documents were cut, often  # the documents were cut, often
+
+
+@pytest.mark.usefixtures("small_pieces")
+def test_finished_message_reuses_the_pieces_rendered_while_it_streamed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from codex_magic import _markdown
+
+    text = "".join(f"Paragraph {i} has *some* words.\n\n" for i in range(60)) + "The end."
+    parsed: list[str] = []
+    render_parts = _markdown._render_parts
+
+    def counting(source: str) -> tuple[str, str]:
+        parsed.append(source)
+        return render_parts(source)
+
+    monkeypatch.setattr(_markdown, "_render_parts", counting)
+    for end in range(0, len(text), 150):
+        render_item({"type": "agentMessage", "text": text[:end]}, running=True)
+    parsed.clear()
+    final = render_item({"type": "agentMessage", "text": text})
+    assert sum(map(len, parsed)) < 3 * 80, parsed  # only the last pieces were parsed again
+    assert final == Rendered(*_whole_message(text))
+
+
+def _whole_message(text: str) -> tuple[str, str, str]:
+    from codex_magic import _markdown
+
+    piece = _markdown.PIECE_CHARS
+    try:
+        _markdown.PIECE_CHARS = len(text) + 1
+        rendered = render_item({"type": "agentMessage", "text": text})
+    finally:
+        _markdown.PIECE_CHARS = piece
+    return rendered.html, rendered.text, rendered.markdown
+
+
+@pytest.mark.usefixtures("small_pieces")
+def test_remembered_pieces_are_never_stale_and_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from codex_magic import _markdown
+
+    monkeypatch.setattr(_markdown, "MEMO_CHARS", 2000)
+    head = "".join(f"Line {i} of the first piece.\n\n" for i in range(5))
+    one = _markdown._markdown_parts(head + "Tail *one*.")
+    two = _markdown._markdown_parts(head.replace("Line 3", "Line **three**") + "Tail *one*.")
+    assert "Line 3" in one[0] and "Line 3" not in two[0] and "<strong>three</strong>" in two[0]
+    assert one == _markdown._render_parts(head + "Tail *one*.")
+    for i in range(100):
+        _markdown._markdown_parts(f"Message {i}.\n\n" + head + "Tail.")
+    assert _markdown._memo_chars <= 2000 and len(_markdown._memo) < 100
+
+
+@pytest.mark.usefixtures("small_pieces")
+def test_link_reference_definitions_reach_across_pieces() -> None:
+    from codex_magic import _markdown
+
+    text = "See [the docs][d].\n\n" + "".join(f"Paragraph {i}.\n\n" for i in range(20)) + "[d]: https://example.com\n"
+    html, _ = _markdown._markdown_parts(text)
+    assert 'href="https://example.com"' in html

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+from codex_magic._render import next_cut
 from codex_magic._view import BLOCK_CHARS, settled_end
 
 
 def test_settled_end_is_a_blank_line_outside_code_fences() -> None:
     text = "para one\n\n```\ncode\n\nmore code\n```\n\npara two\n\nstill strea"
-    assert text[: settled_end(text, 0)].endswith("para two\n\n")
+    assert text[: settled_end(text, 0, size=10)].endswith("para two\n\n")
     inside = "intro\n\n```\ncode\n\nstill in the fence"
-    assert settled_end(inside, 0) == len("intro\n\n")
-    assert settled_end("no break yet", 0) == 0
-    assert settled_end(text, len(text) - 3) == len(text) - 3  # nothing settled after start
+    assert settled_end(inside, 0, size=10) == 0  # the next line opens a fence: no cut before it
+    assert settled_end(inside + "\n```\n\nafter", 0, size=10) == len(inside + "\n```\n\n")
+    assert settled_end("no break yet", 0, size=10) == 0
+    assert settled_end(text, len(text) - 3, size=10) == len(text) - 3  # nothing settled after start
+    assert settled_end(text, 0) == 0  # blocks are at least BLOCK_CHARS long
+
+
+def test_settled_end_is_where_the_renderer_cuts_its_pieces() -> None:
+    text = "".join(f"Paragraph {i}: " + "lorem ipsum " * 40 + "\n\n" for i in range(100)) + "Still stre"
+    end, ends = 0, []
+    while (cut := settled_end(text[: len(text) - 5 * len(ends)], end)) > end:
+        ends.append(cut)
+        end = cut
+    pieces, start = [], 0
+    while (cut := next_cut(text, start)) is not None:
+        pieces.append(cut)
+        start = cut
+    assert ends and set(ends) <= set(pieces)
+    assert all(text[cut - 2 : cut] == "\n\n" and text[cut:].startswith("Paragraph") for cut in pieces)
 
 
 def test_settled_end_cuts_one_long_paragraph_at_a_space() -> None:
@@ -29,3 +46,25 @@ def test_shown_follows_the_frontends_view_count() -> None:
     assert view.shown(0.01)
     view.root._view_count = 0  # the page was closed
     assert not view.shown(0.01)
+
+
+def test_final_render_reuses_only_renderings_of_the_current_version_and_mode() -> None:
+    from codex_magic._render import Rendered
+    from codex_magic._transcript import Transcript
+    from codex_magic._view import final_render, item_view
+
+    transcript = Transcript(thread_id="t", turn_id="u")
+    transcript.apply("item/started", {"item": {"id": "m", "type": "agentMessage", "text": ""}})
+    transcript.apply("item/agentMessage/delta", {"itemId": "m", "delta": "Hello"})
+    renderings: dict = {}
+    item_view(transcript.items["m"], transcript.done, {}, renderings)
+    transcript.apply("item/agentMessage/delta", {"itemId": "m", "delta": " world"})
+    transcript.apply("turn/completed", {"turn": {"id": "u", "status": "completed"}})
+    # Rendered before the last delta, and while running: neither is reused.
+    assert "Hello world" in final_render(transcript, {}, renderings).html
+    marker = Rendered("<p>from the view</p>", "from the view", "from the view")
+    renderings["m"] = (transcript.items["m"].version, "unfinished", marker)
+    assert "from the view" in final_render(transcript, {}, renderings).html
+    renderings["m"] = (transcript.items["m"].version, "running", marker)
+    assert "from the view" not in final_render(transcript, {}, renderings).html
+    assert final_render(transcript, {}, {}) == final_render(transcript)
