@@ -686,12 +686,15 @@ def _tool_call(
 def _mcp_tool_call(item: Json, mode: str) -> Rendered:
     name = ".".join(p for p in (_s(item.get("server")), _s(item.get("tool"))) if p) or "tool"
     error = item.get("error")
+    output = _mcp_output(_d(item.get("result")))
+    if mode == "running" and item.get("progress"):  # the server's latest progress message
+        output.notes.insert(0, f"progress: {_s(item.get('progress'))}")
     return _tool_call(
         name=name,
         arguments=item.get("arguments"),
         state=_status(item.get("status"), mode),
         duration=item.get("durationMs"),
-        output=_mcp_output(_d(item.get("result"))),
+        output=output,
         error=_s(error.get("message")) if isinstance(error, dict) else _s(error),
         mode=mode,
         what="MCP tool",

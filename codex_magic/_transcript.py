@@ -132,6 +132,10 @@ class Transcript:
             self.diff = params.get("diff")
         elif method == "warning":
             self.notices.append(Notice("warning", str(params.get("message", params))))
+        elif method == "item/fileChange/patchUpdated":
+            self._revise(params, "changes", params.get("changes"))
+        elif method == "item/mcpToolCall/progress":
+            self._revise(params, "progress", params.get("message"))
         elif method == "item/autoApprovalReview/completed":
             self.notices.append(Notice("auto-review", _review_text(params)))
 
@@ -164,6 +168,14 @@ class Transcript:
             state.dropped += len(text) - STREAM_TAIL_CHARS
             parts[:] = [text[-STREAM_TAIL_CHARS:]]
             state.sizes[key] = STREAM_TAIL_CHARS
+        state.version += 1
+
+    def _revise(self, params: Json, key: str, value: Any) -> None:
+        """Replace one field of an item still in flight (a patch as it grows, a progress message)."""
+        state = self._item(params.get("itemId", ""))
+        if state is None or state.done or value is None:
+            return
+        state.data = {**state.data, key: value}
         state.version += 1
 
     def _start(self, item: Json) -> None:

@@ -564,3 +564,21 @@ def test_auto_review_verdicts_are_noted() -> None:
         ("auto-review", "approved touch a.txt, risk low: harmless"),
         ("auto-review", "denied network"),
     ]
+
+
+def test_patch_updates_and_mcp_progress_revise_the_item_in_flight() -> None:
+    transcript = Transcript()
+    transcript.apply("item/started", {"item": {"id": "p", "type": "fileChange", "status": "inProgress", "changes": []}})
+    transcript.apply("item/started", {"item": {"id": "m", "type": "mcpToolCall", "status": "inProgress", "server": "s", "tool": "t"}})
+    change = {"path": "a.py", "kind": {"type": "add"}, "diff": "+x\n"}
+    transcript.apply("item/fileChange/patchUpdated", {"itemId": "p", "changes": [change]})
+    transcript.apply("item/mcpToolCall/progress", {"itemId": "m", "message": "40% done"})
+    assert transcript.items["p"].view()["changes"] == [change]
+    assert transcript.items["m"].view()["progress"] == "40% done"
+    from codex_magic._render import render_item
+
+    assert "progress: 40% done" in render_item(transcript.items["m"].view(), running=True).text
+    assert "progress" not in render_item({**transcript.items["m"].view(), "status": "completed"}).text
+    transcript.apply("item/completed", {"item": {"id": "p", "type": "fileChange", "status": "completed", "changes": []}})
+    transcript.apply("item/fileChange/patchUpdated", {"itemId": "p", "changes": [change]})  # too late: ignored
+    assert transcript.items["p"].view()["changes"] == []
