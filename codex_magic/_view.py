@@ -193,6 +193,17 @@ class _Blocks:
             widget.close()
 
 
+_SHARED: dict[str, Any] = {}
+
+
+def _shared(key: str, make: Callable[[], Any]) -> Any:
+    """A layout or style model shared by the widgets of every turn, made once per kernel."""
+    model = _SHARED.get(key)
+    if model is None or model.comm is None:  # none yet, or closed (Widget.close_all())
+        model = _SHARED[key] = make()
+    return model
+
+
 class WidgetView:
     """One live ipywidgets tree per turn; only the children that changed are updated."""
 
@@ -204,22 +215,21 @@ class WidgetView:
         from ipywidgets.widgets.widget_string import HTMLStyle
 
         self._widgets = widgets
-        # One layout and one style shared by every child: a child costs one widget model, not three.
-        self._layout = widgets.Layout()
-        self._style = HTMLStyle()
+        # Layouts and styles are shared by every child of every turn: a child costs one
+        # widget model, not three, and a turn's start does not send them again.
+        self._layout = _shared("layout", widgets.Layout)
+        self._style = _shared("html style", HTMLStyle)
+        self._button_layout = _shared("button layout", lambda: widgets.Layout(width="auto", flex="0 0 auto"))
+        self._button_style = _shared("button style", widgets.ButtonStyle)
         starting = render_header(status="starting", elapsed=0.0, info=TurnInfo())
         self.header = self._html(starting.html)
-        self.stop = widgets.Button(
-            description="Stop",
-            icon="stop",
-            tooltip="Interrupt this turn; the result so far is kept in _codex_result",
-            layout=widgets.Layout(width="auto", flex="0 0 auto"),
-        )
+        self.stop = self._button("Stop", icon="stop", tooltip="Interrupt this turn; the result so far is kept in _codex_result")
         self._stop_callback: Callable[[], None] | None = None
         self.stop.on_click(self._clicked_stop)
         # Shown from the start, so the turn's start costs no update: a click waits in the
         # kernel's queue until the turn has started, then stops it.
-        self.top = widgets.HBox([self.header, self.stop], layout=widgets.Layout(justify_content="space-between"))
+        top_layout = _shared("top layout", lambda: widgets.Layout(justify_content="space-between"))
+        self.top = widgets.HBox([self.header, self.stop], layout=top_layout)
         # A frontend that shows the widget counts its views in _view_count (0 starts the
         # count): that is how the kernel knows someone can click. nbclient and papermill
         # keep widget state but show no view.
@@ -236,6 +246,9 @@ class WidgetView:
         self._asks: dict[int, tuple[Any, list[Any]]] = {}  # open requests' boxes and widgets, by id(pending)
         self._streams: dict[str, _Blocks] = {}  # long messages while they stream
         self.handle = display(self._bundle(Rendered(html="", text=starting.text)), raw=True, display_id=True)
+
+    def _button(self, description: str, **traits: Any) -> Any:
+        return self._widgets.Button(description=description, layout=self._button_layout, style=self._button_style, **traits)
 
     def _html(self, value: str) -> Any:
         return self._widgets.HTML(value, layout=self._layout, style=self._style)
@@ -396,7 +409,7 @@ class WidgetView:
         error = self._html("")
         buttons = []
         for choice in request.choices():
-            button = widgets.Button(description=choice.label, button_style=choice.style, layout=widgets.Layout(width="auto"))
+            button = self._button(choice.label, button_style=choice.style)
             button.on_click(lambda _b, key=choice.key: self._choose(pending, key, answers, error))
             buttons.append(button)
         row = widgets.HBox(buttons)

@@ -68,3 +68,16 @@ def test_final_render_reuses_only_renderings_of_the_current_version_and_mode() -
     renderings["m"] = (transcript.items["m"].version, "running", marker)
     assert "from the view" not in final_render(transcript, {}, renderings).html
     assert final_render(transcript, {}, {}) == final_render(transcript)
+
+
+def test_layouts_and_styles_are_shared_by_turns_and_remade_when_closed() -> None:
+    import ipywidgets
+
+    from codex_magic._view import WidgetView
+
+    first, second = WidgetView(), WidgetView()
+    assert first.stop.layout is second.stop.layout and first.header.style is second.header.style
+    assert first.root.layout is second.root.layout
+    ipywidgets.Widget.close_all()
+    third = WidgetView()
+    assert third.stop.layout is not first.stop.layout and third.stop.layout.comm is not None
