@@ -21,7 +21,7 @@ from openai_codex.models import Notification, UnknownNotification
 
 from ._errors import TurnFailedError, TurnInterruptedError
 from ._result import RunResult, build_result
-from ._requests import CANCEL, Request, decline_response
+from ._requests import Request, decline_response
 from ._session import CodexSession, TurnSettings
 from ._transcript import FAILED, INTERRUPTED, Transcript
 
@@ -219,7 +219,7 @@ class TurnRun:
             "approval": settings.approval,
         }
         self.handle: TurnHandle | None = None
-        self._inbox: deque[Notification | _Run | BaseException | tuple[str, str]] = deque()
+        self._inbox: deque[Notification | _Run | Pending | BaseException | tuple[str, str]] = deque()
         self._run: _Run | None = None  # the run the pump thread is adding to, under _run_lock
         self._run_lock = threading.Lock()
         self._data = _Signal()
@@ -311,12 +311,11 @@ class TurnRun:
         policy = self.headless
         if policy == "accept":
             reply = request.accepted()
-        elif policy == "cancel" and request.method in ("item/commandExecution/requestApproval", "item/fileChange/requestApproval"):
-            reply = {"decision": CANCEL}
+        elif policy == "cancel":
+            reply = request.withdrawn()
+            self._cancel_wanted = "cancelled: a request came and there is no interactive frontend"
         else:
             reply = decline_response(request.method)
-        if policy == "cancel":
-            self._cancel_wanted = "cancelled: a request came and there is no interactive frontend"
         word = request.word(reply)
         self._tell(word, f"{request.summary()}: {word}, no interactive frontend (CodexMagic.headless_approval = {policy!r})")
         return reply
