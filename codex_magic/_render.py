@@ -13,8 +13,6 @@ update however long its output. The module imports neither IPython nor ipywidget
 from __future__ import annotations
 
 import json
-import os
-import shlex
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -81,6 +79,7 @@ from ._text import (
 from ._html import MAX_IMAGE_CHARS as MAX_IMAGE_CHARS
 from ._html import esc as esc
 from ._markdown import PIECE_CHARS as PIECE_CHARS
+from ._text import shown_command as shown_command
 from ._markdown import next_cut as next_cut
 
 # A long text (command output, tool result) shows a preview of this many lines and
@@ -377,20 +376,6 @@ def _command_badge(item: Json, mode: str) -> tuple[str, str]:
     if status == "inProgress":
         return "in progress", _RUN
     return (status or "ended"), (_ERR if status == "failed" else _GREY)
-
-
-_SHELLS = ("bash", "sh", "zsh", "dash")
-
-
-def shown_command(command: str) -> str:
-    """The command as the model wrote it: without the ``bash -lc '...'`` Codex wraps it in."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return command
-    if len(words) == 3 and os.path.basename(words[0]) in _SHELLS and words[1] in ("-c", "-lc"):
-        return words[2]
-    return command
 
 
 def _command(item: Json, mode: str) -> Rendered:

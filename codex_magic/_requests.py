@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ._text import shown_command
+
 Json = dict[str, Any]
 
 COMMAND = "item/commandExecution/requestApproval"
@@ -136,7 +138,7 @@ class Request:
         params = self.params
         reason = _s(params.get("reason"))
         if self.method == COMMAND:
-            what = f"run a command outside the sandbox: {_s(params.get('command'))}"
+            what = f"run a command outside the sandbox: {shown_command(_s(params.get('command')))}"
         elif self.method == FILE_CHANGE:
             root = _s(params.get("grantRoot"))
             what = "change files" + (f" under {root}" if root else "")

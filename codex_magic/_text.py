@@ -6,6 +6,8 @@ Nothing here builds markup or escapes anything; that is :mod:`codex_magic._html`
 from __future__ import annotations
 
 import json
+import os
+import shlex
 from typing import Any
 
 Json = dict[str, Any]
@@ -84,3 +86,17 @@ def _lines(text: str) -> int:
 
 def _count(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+_SHELLS = ("bash", "sh", "zsh", "dash")
+
+
+def shown_command(command: str) -> str:
+    """The command as the model wrote it: without the ``bash -lc '...'`` Codex wraps it in."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    if len(words) == 3 and os.path.basename(words[0]) in _SHELLS and words[1] in ("-c", "-lc"):
+        return words[2]
+    return command
