@@ -175,10 +175,6 @@ class Pending:
         self.response: Json = {}
         self.by = ""
 
-    @property
-    def method(self) -> str:
-        return self.request.method
-
     def answer(self, response: Json, by: str) -> None:
         """Record the answer (the first one wins) and release the waiting reader thread."""
         if not self.answered.is_set():
@@ -348,7 +344,7 @@ class TurnRun:
                 try:
                     self.view.ask(entry)
                 except Exception as exc:  # the reader thread waits for an answer
-                    entry.answer(decline_response(entry.method), f"declined: it could not be shown ({exc})")
+                    entry.answer(decline_response(entry.request.method), f"declined: it could not be shown ({exc})")
                     transcript.note("error", f"showing {entry.request.kind} request failed: {exc}")
             else:
                 self.session.close()

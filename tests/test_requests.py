@@ -17,7 +17,8 @@ from codex_magic._requests import (
     permission_lines,
 )
 
-EVIL = "<script>alert(1)</script><img src=x onerror=alert(2)>&amp;"
+from .test_render import EVIL
+
 
 COMMAND = Request(
     "item/commandExecution/requestApproval",
