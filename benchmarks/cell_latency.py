@@ -26,7 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from codex_magic.scripted_model import ScriptedModel, message, write_codex_config  # noqa: E402
+from benchmarks._model_process import ModelProcess  # noqa: E402
+from codex_magic.scripted_model import message, write_codex_config  # noqa: E402
 from tests.conftest import Kernel  # noqa: E402
 
 RAW_SETUP = """\
@@ -42,7 +43,7 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=10, help="later turns to time (median)")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp, ScriptedModel() as model:
+    with tempfile.TemporaryDirectory() as tmp, ModelProcess() as model:
         home, work = Path(tmp, "home"), Path(tmp, "work")
         work.mkdir()
         write_codex_config(home, model.url)

@@ -13,6 +13,7 @@ kernel's CPU time (``time.process_time()`` in the kernel, so the app-server is n
 counted) and the wall time as the frontend sees it; then the ratio to the raw SDK.
 
 Each turn runs ``--repeat`` times each way, alternating; the medians are printed.
+The scripted model runs in a process of its own, apart from the frontend.
 
 Usage: ``python benchmarks/widget_stream.py [--repeat N]``. Compare ratios within one run.
 """
@@ -29,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from codex_magic.scripted_model import Reply, exec_command, message, write_codex_config, ScriptedModel  # noqa: E402
+from benchmarks._model_process import ModelProcess  # noqa: E402
+from codex_magic.scripted_model import Reply, exec_command, message, write_codex_config  # noqa: E402
 from tests.conftest import Execution, Kernel  # noqa: E402
 
 DELTAS = 20_000
@@ -56,7 +58,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs of each turn each way (median)")
     repeat = parser.parse_args().repeat
-    with tempfile.TemporaryDirectory() as tmp, ScriptedModel() as model:
+    with tempfile.TemporaryDirectory() as tmp, ModelProcess() as model:
         home, work = Path(tmp, "home"), Path(tmp, "work")
         work.mkdir()
         write_codex_config(home, model.url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keyword
 import os
+import sys
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -17,6 +18,7 @@ from ._requests import APPROVAL_POLICIES, HEADLESS_POLICIES
 SANDBOXES = ("read-only", "workspace-write", "full-access")
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
 RESULT_NAME = "_codex_result"
+_SESSION_MODULE = __name__.rpartition(".")[0] + "._session"
 SUBCOMMANDS = {
     "new": "start a new thread at the next %%codex cell",
     "thread": "print the current thread id",
@@ -112,9 +114,14 @@ class CodexMagic(Magics, Configurable):
         if timeout < 0:
             raise UsageError("--timeout must be a number of seconds >= 0 (0: no limit).")
 
-        # The view first, so the cell shows something at once; then the heavy imports
-        # (the SDK takes about half a second), which wait for the first turn.
-        view = self._view()
+        if _SESSION_MODULE in sys.modules:
+            # The runner makes the view while the app-server starts the turn.
+            make_view = self._view
+        else:
+            # The first turn: the view first, so the cell shows something at once, then
+            # the heavy imports (the SDK takes about half a second).
+            view = self._view()
+            make_view = lambda: view  # noqa: E731
         from . import _session
         from ._runner import TurnRun
 
@@ -132,7 +139,7 @@ class CodexMagic(Magics, Configurable):
             session,
             prompt,
             settings,
-            view,
+            make_view,
             timeout=timeout or None,
             retry_timeout=self.retry_timeout or None,
         )

@@ -67,7 +67,6 @@ from ._text import (
     _duration,
     _json,
     _l,
-    _lines,
     _n,
     _one_line,
     _s,
@@ -166,11 +165,13 @@ def _long_text(text: str, *, done: bool, keep: str, what: str) -> _Parts:
     if not text:
         return _Parts()
     shown = _preview(text, keep=keep)
-    left = text[: len(text) - len(shown)] if keep == "tail" else text[len(shown) :]
+    left = len(text) - len(shown)
+    # Outputs run to megabytes: count their line ends once, and those of the short parts.
+    newlines = text.count("\n") if left else 0
     note = ""
     if left:
         where = "earlier" if keep == "tail" else "more"
-        note = f"\u2026 {len(left):,} {where} characters ({_count(left.count(chr(10)), 'line')}) not shown"
+        note = f"\u2026 {left:,} {where} characters ({_count(newlines - shown.count(chr(10)), 'line')}) not shown"
         if done:
             note += f"; the full text is in {WHERE_FULL}"
     markup = f'<pre style="{_PRE}">{esc(shown)}</pre>'
@@ -183,16 +184,15 @@ def _long_text(text: str, *, done: bool, keep: str, what: str) -> _Parts:
         inner = f'<pre style="{_PRE}">{esc(full)}</pre>'
         if dropped:
             side = "first" if keep == "tail" else "last"
-            rest = text[:dropped] if keep == "tail" else text[len(full) :]
             cut_note = (
-                f"\u2026 the {side} {dropped:,} characters ({_count(rest.count(chr(10)), 'line')}) are left out here; "
+                f"\u2026 the {side} {dropped:,} characters ({_count(newlines - full.count(chr(10)), 'line')}) are left out here; "
                 f"the full text is in {WHERE_FULL}"
             )
             cut_html = f'<div style="{_DIM};{_SMALL}">{esc(cut_note)}</div>'
             inner = cut_html + inner if keep == "tail" else inner + cut_html
         markup += (
             f'<details><summary style="{_DIM};{_SMALL};cursor:pointer">'
-            f"{esc(what)} ({_count(_lines(text), 'line')})</summary>{inner}</details>"
+            f"{esc(what)} ({_count(newlines + (not text.endswith(chr(10))), 'line')})</summary>{inner}</details>"
         )
     body = shown.rstrip("\n")
     plain = "\n".join(p for p in ((note, body) if keep == "tail" else (body, note)) if p)

@@ -2,7 +2,8 @@
 
 A pump thread reads ``TurnHandle.stream()`` into an inbox; the cell's own thread
 folds the inbox into the :class:`Transcript` and refreshes the view at most every
-``MIN_INTERVAL`` seconds, and at once when the turn ends. The same loop runs
+``MIN_INTERVAL`` seconds, sooner (``ITEM_INTERVAL``) when an item completes, and at
+once when the turn ends. The same loop runs
 blocking (``run_blocking``: terminal IPython, ``run_cell_magic``) or awaited
 (``run_async``: a kernel cell, so widget messages keep flowing during the turn).
 Kernel interrupts become ``turn/interrupt``; the partial result is kept.
@@ -28,6 +29,9 @@ from ._transcript import FAILED, INTERRUPTED, Transcript
 Json = dict[str, Any]
 
 MIN_INTERVAL = 1 / 3  # seconds between view refreshes: at most 3 a second, each sending a few updates
+# An item's completion is shown sooner, while the app-server goes on to the next step,
+# but never more often than this: a completed item is what the user waits for.
+ITEM_INTERVAL = 0.1
 CLOCK_INTERVAL = 1.0  # refresh at least this often so the elapsed time ticks
 SETTLE_TIMEOUT = 2.0  # how long an interrupted turn may take to report back
 
@@ -127,15 +131,6 @@ def wire(notification: Notification) -> tuple[str, Json]:
     return method, payload.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
-def _delta_key(notification: Notification) -> tuple[str, str, Any] | None:
-    """``(method, item id, index)`` of a delta notification; None for any other kind."""
-    method, payload = notification.method, notification.payload
-    if method not in _DELTAS or isinstance(payload, UnknownNotification):
-        return None
-    index = _DELTAS[method]
-    return method, payload.item_id, index and getattr(payload, index[0])
-
-
 class _Run:
     """Consecutive deltas to one field, handed from the pump thread to the cell's thread as one.
 
@@ -188,6 +183,46 @@ class Pending:
         return request.word(self.response), f"{request.summary()}{f' = {answers}' if answers else ''}: {self.by}"
 
 
+class _Starting:
+    """``session.start_turn`` on a helper thread; ``result()`` waits for it."""
+
+    def __init__(self, session: CodexSession, prompt: str, settings: TurnSettings) -> None:
+        self._session = session
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._outcome: tuple[TurnHandle, list[str]] | BaseException | None = None
+        threading.Thread(target=self._start, args=(prompt, settings), name="codex-magic-start", daemon=True).start()
+
+    def _start(self, prompt: str, settings: TurnSettings) -> None:
+        try:
+            outcome: tuple[TurnHandle, list[str]] | BaseException = self._session.start_turn(prompt, settings)
+        except BaseException as exc:  # handed to result()
+            outcome = exc
+        with self._lock:
+            self._outcome = outcome
+            abandoned = self._abandoned
+        self._done.set()
+        if abandoned and isinstance(outcome, tuple):
+            self._session.interrupt(outcome[0])
+
+    def result(self) -> tuple[TurnHandle, list[str]]:
+        """The started turn's handle and notices; raises what starting it raised."""
+        self._done.wait()
+        if isinstance(self._outcome, BaseException):
+            raise self._outcome
+        assert self._outcome is not None
+        return self._outcome
+
+    def abandon(self) -> None:
+        """Nobody will follow the turn: interrupt it once it has started (now, or when it does)."""
+        with self._lock:
+            self._abandoned = True
+            outcome = self._outcome
+        if isinstance(outcome, tuple):
+            self._session.interrupt(outcome[0])
+
+
 class TurnRun:
     """One turn from start to result: pump, fold, throttled view refreshes, interrupts."""
 
@@ -196,7 +231,7 @@ class TurnRun:
         session: CodexSession,
         prompt: str,
         settings: TurnSettings,
-        view: View,
+        make_view: Callable[[], View],
         *,
         timeout: float | None = None,
         retry_timeout: float | None = None,
@@ -204,7 +239,9 @@ class TurnRun:
         self.session = session
         self.prompt = prompt
         self.settings = settings
-        self.view = view
+        self._make_view = make_view
+        self.view: View  # made by begin()
+        self._view_made = threading.Event()  # set once begin() has tried to make the view
         self.timeout = timeout
         self.retry_timeout = retry_timeout
         self.transcript = Transcript()
@@ -218,8 +255,10 @@ class TurnRun:
         self._inbox: deque[Notification | _Run | Pending | BaseException | tuple[str, str]] = deque()
         self._run: _Run | None = None  # the run the pump thread is adding to, under _run_lock
         self._run_lock = threading.Lock()
-        self._data = _Signal()
+        self._data = _Signal()  # something is in the inbox
+        self._flush = _Signal()  # an item completed, or the turn ended: refresh soon
         self._ended = _Signal()
+        self._rendered_items = 0  # completed items when the view was last refreshed
         self._last_render = 0.0
         self._rendered_version = -1
         self.interrupt_reason: str | None = None
@@ -232,12 +271,26 @@ class TurnRun:
     # -- starting -------------------------------------------------------------------
 
     def begin(self) -> None:
-        """Start the turn and the pump thread (blocking: app-server start, turn/start)."""
+        """Start the turn and the pump thread (blocking: app-server start, turn/start).
+
+        The turn is started on a helper thread while this one makes the view, so the
+        view's widgets are sent while the app-server starts the turn, not before.
+        """
         self.session.set_request_sink(self._on_server_request)
+        started = _Starting(self.session, self.prompt, self.settings)
         try:
-            handle, notices = self.session.start_turn(self.prompt, self.settings)
+            self.view = self._make_view()
+        except BaseException:
+            started.abandon()
+            self.session.set_request_sink(None)
+            raise
+        finally:
+            self._view_made.set()
+        try:
+            handle, notices = started.result()
         except BaseException as exc:
             # Show why in the view, then let the error reach the cell.
+            started.abandon()
             self.session.set_request_sink(None)
             self.transcript.abandon(FAILED, str(exc) or type(exc).__name__)
             self.view.finish(self.transcript)
@@ -253,27 +306,38 @@ class TurnRun:
         self._render(force=True)
 
     def _pump(self) -> None:
+        # The busiest loop of a turn (one pass per delta, tens of thousands a turn), on
+        # a thread that shares the interpreter with the SDK's reader: keep it lean.
         assert self.handle is not None
-        lock = self._run_lock
+        lock, inbox, deltas, data, flush = self._run_lock, self._inbox, _DELTAS, self._data, self._flush
         try:
             for notification in self.handle.stream():
-                key = _delta_key(notification)
-                with lock:
-                    run = self._run
-                    if key is not None and run is not None and run.key == key:
-                        run.parts.append(notification.payload.delta)  # type: ignore[union-attr]
-                    elif key is not None:
-                        self._run = _Run(key, notification.payload.delta)  # type: ignore[union-attr]
-                        self._inbox.append(self._run)
-                    else:
+                method, payload = notification.method, notification.payload
+                if method in deltas and not isinstance(payload, UnknownNotification):
+                    index = deltas[method]
+                    key = (method, payload.item_id, index and getattr(payload, index[0]))
+                    with lock:
+                        run = self._run
+                        if run is not None and run.key == key:
+                            # The run still waits in the inbox and the drain will take this
+                            # delta with it: nothing to signal.
+                            run.parts.append(payload.delta)
+                            continue
+                        run = self._run = _Run(key, payload.delta)
+                        inbox.append(run)
+                else:
+                    with lock:
                         self._run = None
-                        self._inbox.append(notification)
-                self._data.set()
+                        inbox.append(notification)
+                    if method == "item/completed":
+                        flush.set()
+                data.set()
         except BaseException as exc:  # the transport closed: reported as a failure
-            self._inbox.append(exc)
+            inbox.append(exc)
         finally:
             self._ended.set()
-            self._data.set()
+            flush.set()
+            data.set()
 
     def _on_server_request(self, method: str, params: Json) -> Json:
         """Answer a server request; runs on the SDK's reader thread and may wait for a click.
@@ -288,6 +352,7 @@ class TurnRun:
             return decline_response(method)
 
     def _answer(self, request: Request) -> Json:
+        self._view_made.wait()
         if not request.askable:
             self._tell("declined", f"{request.summary()}: not supported here")
             return decline_response(request.method)
@@ -325,6 +390,7 @@ class TurnRun:
 
     def _drain(self) -> None:
         self._data.clear()
+        self._flush.clear()
         transcript = self.transcript
         while self._inbox:
             entry = self._inbox.popleft()
@@ -350,13 +416,17 @@ class TurnRun:
                 self.session.close()
                 transcript.abandon(FAILED, f"lost the codex app-server: {entry}")
 
+    def _next_render(self) -> float:
+        """When the view may be refreshed next, if something changed."""
+        completed = len(self.transcript.completed_order) != self._rendered_items
+        return self._last_render + (ITEM_INTERVAL if completed else MIN_INTERVAL)
+
     def _render(self, *, force: bool = False) -> None:
         now = time.monotonic()
         changed = self.transcript.version != self._rendered_version
-        if force or (changed and now - self._last_render >= MIN_INTERVAL) or (
-            now - self._last_render >= CLOCK_INTERVAL
-        ):
+        if force or (changed and now >= self._next_render()) or now - self._last_render >= CLOCK_INTERVAL:
             self._rendered_version = self.transcript.version
+            self._rendered_items = len(self.transcript.completed_order)
             self._last_render = now
             self.view.update(self.transcript)
 
@@ -375,8 +445,8 @@ class TurnRun:
             self._render()
             pending = self._data.is_set() or self.transcript.version != self._rendered_version
             if pending:
-                # Throttled: wake early only when the turn ends.
-                yield self._ended, max(0.0, self._last_render + MIN_INTERVAL - time.monotonic())
+                # Throttled: wake early only when an item completes or the turn ends.
+                yield self._flush, max(0.0, self._next_render() - time.monotonic())
             else:
                 yield self._data, CLOCK_INTERVAL
 
@@ -440,8 +510,8 @@ class TurnRun:
 
     def run_blocking(self) -> RunResult:
         """Run the turn, blocking the calling thread; Ctrl-C interrupts the turn."""
-        self._can_ask = self.view.answers_while_blocking
         self.begin()
+        self._can_ask = self.view.answers_while_blocking
         try:
             for signal, timeout in self._steps():
                 signal.wait(timeout)
@@ -458,8 +528,8 @@ class TurnRun:
         """Run the turn as a coroutine; cancellation (the kernel's interrupt) interrupts it."""
         loop = asyncio.get_running_loop()
         self._can_ask = True
-        self._data.bind(loop)
-        self._ended.bind(loop)
+        for signal in (self._data, self._flush, self._ended):
+            signal.bind(loop)
         self.begin()
         try:
             for signal, timeout in self._steps():

@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from typing import Any, Iterator
 
+import pytest
+
 from openai_codex.generated.v2_all import AgentMessageDeltaNotification
 from openai_codex.models import Notification, UnknownNotification
 
-from codex_magic._runner import TurnRun
+from codex_magic._runner import ITEM_INTERVAL, MIN_INTERVAL, TurnRun, _Starting
 from codex_magic._session import TurnSettings
 
 
@@ -43,7 +45,7 @@ def test_deltas_handed_over_in_runs_arrive_whole_and_in_order() -> None:
     notifications += [_other("item/started", {"item": {"id": "n", "type": "agentMessage", "text": ""}})]
     notifications += [_delta(word, "n") for word in words[100:200]] + [_delta(word) for word in words[200:]]
     pauses = {i: threading.Event() for i in (30, 101, 150, 250)}
-    run = TurnRun(None, "prompt", TurnSettings(cwd=".", sandbox="read-only"), None)  # type: ignore[arg-type]
+    run = TurnRun(None, "prompt", TurnSettings(cwd=".", sandbox="read-only"), lambda: None)  # type: ignore[arg-type]
     run.handle = _Handle(notifications, pauses)  # type: ignore[assignment]
     pump = threading.Thread(target=run._pump)
     pump.start()
@@ -57,3 +59,75 @@ def test_deltas_handed_over_in_runs_arrive_whole_and_in_order() -> None:
     items = run.transcript.items
     assert items["m"].view()["text"] == "".join(words[:100] + words[200:])
     assert items["n"].view()["text"] == "".join(words[100:200])
+
+
+def test_a_completed_item_is_shown_sooner_than_the_throttle_allows() -> None:
+    item = {"id": "c", "type": "commandExecution", "command": "ls"}
+    notifications = [
+        _other("item/started", {"item": item}),
+        _other("item/completed", {"item": {**item, "exitCode": 0}}),
+        _other("turn/diff/updated", {"diff": ""}),
+    ]
+    pauses = {1: threading.Event(), 2: threading.Event()}
+    run = TurnRun(None, "prompt", TurnSettings(cwd=".", sandbox="read-only"), lambda: None)  # type: ignore[arg-type]
+    run.handle = _Handle(notifications, pauses)  # type: ignore[assignment]
+    run._last_render = 100.0
+    pump = threading.Thread(target=run._pump)
+    pump.start()
+    assert run.handle.reached[1].wait(5)  # type: ignore[union-attr]
+    run._drain()
+    assert not run._flush.is_set()
+    assert run._next_render() == 100.0 + MIN_INTERVAL  # a change: the throttle's pace
+    pauses[1].set()
+    assert run.handle.reached[2].wait(5)  # type: ignore[union-attr]
+    assert run._flush.is_set()  # the completion wakes the throttled loop
+    run._drain()
+    assert run._next_render() == 100.0 + ITEM_INTERVAL < 100.0 + MIN_INTERVAL
+    pauses[2].set()
+    pump.join(5)
+
+
+class _SlowSession:
+    """Starts a turn after ``release`` is set; records interrupts."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.release, self.error = threading.Event(), error
+        self.interrupted: list[object] = []
+        self.interrupt_called = threading.Event()
+
+    def start_turn(self, prompt: str, settings: TurnSettings) -> tuple[object, list[str]]:
+        self.release.wait(5)
+        if self.error is not None:
+            raise self.error
+        return "handle", ["a notice"]
+
+    def interrupt(self, handle: object) -> bool:
+        self.interrupted.append(handle)
+        self.interrupt_called.set()
+        return True
+
+
+def test_a_turn_started_while_the_view_is_made_is_interrupted_if_nobody_follows_it() -> None:
+    settings = TurnSettings(cwd=".", sandbox="read-only")
+    session = _SlowSession()
+    starting = _Starting(session, "prompt", settings)  # type: ignore[arg-type]
+    starting.abandon()  # before the turn has started: interrupted once it has
+    assert not session.interrupted
+    session.release.set()
+    assert session.interrupt_called.wait(5) and session.interrupted == ["handle"]
+
+    session = _SlowSession()
+    starting = _Starting(session, "prompt", settings)  # type: ignore[arg-type]
+    session.release.set()
+    assert starting.result() == ("handle", ["a notice"])
+    assert not session.interrupted
+    starting.abandon()  # after: at once
+    assert session.interrupted == ["handle"]
+
+    session = _SlowSession(error=RuntimeError("no app-server"))
+    starting = _Starting(session, "prompt", settings)  # type: ignore[arg-type]
+    session.release.set()
+    with pytest.raises(RuntimeError, match="no app-server"):
+        starting.result()
+    starting.abandon()
+    assert not session.interrupted
