@@ -9,7 +9,8 @@ request to idle):
 - later one-message ``%%codex`` cells (median);
 - the same turns through the raw SDK in the same kernel process: a cell that creates
   ``Codex()``, starts a thread and runs one turn, then cells that run one more turn
-  each with ``thread.run(...)`` (median).
+  each with ``thread.run(...)`` (median);
+- the raw SDK's first cell again in a fresh kernel, where it pays for importing the SDK.
 
 Usage: ``python benchmarks/cell_latency.py [--turns N]``. Numbers depend on the machine;
 compare the ratios of one run.
@@ -47,7 +48,7 @@ def main() -> int:
         home, work = Path(tmp, "home"), Path(tmp, "work")
         work.mkdir()
         write_codex_config(home, model.url)
-        model.add(*[message("Hello.")] * (2 * args.turns + 4))
+        model.add(*[message("Hello.")] * (2 * args.turns + 5))
         for name in ("JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
             os.environ[name] = str(Path(tmp, name))
         kernel = Kernel({"CODEX_HOME": str(home)}, work)
@@ -55,6 +56,12 @@ def main() -> int:
             timings = _measure(kernel, args.turns)
         finally:
             kernel.shutdown()
+        # The raw SDK's first turn again in a kernel of its own, where it pays its import too.
+        fresh = Kernel({"CODEX_HOME": str(home)}, work)
+        try:
+            timings["raw first, fresh kernel"] = [_cell(fresh, RAW_SETUP)]
+        finally:
+            fresh.shutdown()
 
     first_raw, later_raw = timings["raw first"], statistics.median(timings["raw later"])
     later_magic = statistics.median(timings["%%codex later"])
@@ -64,20 +71,26 @@ def main() -> int:
         ("first %%codex cell (starts everything)", timings["%%codex first"][0]),
         (f"later %%codex cell (median of {args.turns})", later_magic),
         ("raw SDK: Codex() + thread + first turn", first_raw[0]),
+        ("  the same in a fresh kernel (+ SDK import)", timings["raw first, fresh kernel"][0]),
         (f"raw SDK: later thread.run() cell (median of {args.turns})", later_raw),
     ]
     for label, seconds in rows:
         print(f"{label:<42}{seconds:>9.3f}")
+    print(f"first %%codex cell / raw SDK first turn in a fresh kernel: {timings['%%codex first'][0] / timings['raw first, fresh kernel'][0]:.2f}x")
     print(f"later %%codex cell / raw SDK turn cell: {later_magic / later_raw:.2f}x")
     return 0
 
 
+def _cell(kernel: Kernel, code: str) -> float:
+    execution = kernel.run(code)
+    if execution.error is not None or execution.reply["content"]["status"] != "ok":
+        raise SystemExit(f"cell failed: {code!r}: {execution.error or execution.stderr}")
+    return execution.seconds
+
+
 def _measure(kernel: Kernel, turns: int) -> dict[str, list[float]]:
     def cell(code: str) -> float:
-        execution = kernel.run(code)
-        if execution.error is not None or execution.reply["content"]["status"] != "ok":
-            raise SystemExit(f"cell failed: {code!r}: {execution.error or execution.stderr}")
-        return execution.seconds
+        return _cell(kernel, code)
 
     timings: dict[str, list[float]] = {
         "%load_ext": [cell("%load_ext codex_magic")],

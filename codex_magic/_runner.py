@@ -28,10 +28,13 @@ from ._transcript import FAILED, INTERRUPTED, Transcript
 
 Json = dict[str, Any]
 
-MIN_INTERVAL = 1 / 3  # seconds between view refreshes: at most 3 a second, each sending a few updates
-# An item's completion is shown sooner, while the app-server goes on to the next step,
-# but never more often than this: a completed item is what the user waits for.
+MIN_INTERVAL = 1 / 3  # seconds between view refreshes: 3 a second, each sending a few updates
+# A completed item is what the user waits for: it is shown sooner, ITEM_INTERVAL after
+# the last refresh, while the app-server goes on to the next step. Such early refreshes
+# come out of a budget of BURST, which refills at the pace of MIN_INTERVAL, so over any
+# stretch of time refreshes average at most one per MIN_INTERVAL.
 ITEM_INTERVAL = 0.1
+BURST = 2
 CLOCK_INTERVAL = 1.0  # refresh at least this often so the elapsed time ticks
 SETTLE_TIMEOUT = 2.0  # how long an interrupted turn may take to report back
 
@@ -260,6 +263,7 @@ class TurnRun:
         self._ended = _Signal()
         self._rendered_items = 0  # completed items when the view was last refreshed
         self._last_render = 0.0
+        self._due = 0.0  # refreshes keep to one per MIN_INTERVAL, on average, from here
         self._rendered_version = -1
         self.interrupt_reason: str | None = None
         self.approval_timeout = APPROVAL_TIMEOUT
@@ -419,7 +423,8 @@ class TurnRun:
     def _next_render(self) -> float:
         """When the view may be refreshed next, if something changed."""
         completed = len(self.transcript.completed_order) != self._rendered_items
-        return self._last_render + (ITEM_INTERVAL if completed else MIN_INTERVAL)
+        spacing = ITEM_INTERVAL if completed else MIN_INTERVAL
+        return max(self._last_render + spacing, self._due - BURST * MIN_INTERVAL)
 
     def _render(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -428,6 +433,7 @@ class TurnRun:
             self._rendered_version = self.transcript.version
             self._rendered_items = len(self.transcript.completed_order)
             self._last_render = now
+            self._due = max(self._due, now) + MIN_INTERVAL
             self.view.update(self.transcript)
 
     def _steps(self) -> Iterator[tuple[_Signal, float]]:

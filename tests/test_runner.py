@@ -131,3 +131,43 @@ def test_a_turn_started_while_the_view_is_made_is_interrupted_if_nobody_follows_
         starting.result()
     starting.abandon()
     assert not session.interrupted
+
+
+class _CountingView:
+    def __init__(self) -> None:
+        self.updates = 0
+
+    def update(self, transcript: Any) -> None:
+        self.updates += 1
+
+
+def test_early_refreshes_for_completed_items_keep_to_the_average_pace(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("codex_magic._runner.time.monotonic", lambda: clock[0])
+    run = TurnRun(None, "prompt", TurnSettings(cwd=".", sandbox="read-only"), lambda: None)  # type: ignore[arg-type]
+    run.view = view = _CountingView()  # type: ignore[assignment]
+    run._render(force=True)
+    # An item completes every 50 ms for 10 s: far more often than refreshes may come.
+    seconds, step, shown_after = 10.0, 0.01, []
+    for tick in range(1, int(seconds / step) + 1):
+        clock[0] = 1000.0 + tick * step
+        if tick % 5 == 0:
+            item = {"id": f"c{tick}", "type": "commandExecution", "command": "ls"}
+            run.transcript.apply("item/started", {"item": item})
+            run.transcript.apply("item/completed", {"item": {**item, "exitCode": 0}})
+            completed_at = clock[0]
+        before = view.updates
+        run._render()
+        if view.updates > before:
+            shown_after.append(clock[0] - completed_at)
+    assert view.updates - 1 <= seconds / MIN_INTERVAL + 4  # the average pace, and one short burst
+    assert max(shown_after) <= MIN_INTERVAL + step  # never later than the plain throttle
+
+    # A quiet turn: the next completion is shown ITEM_INTERVAL after the last refresh.
+    clock[0] += 5.0
+    run._render()
+    last = clock[0]
+    item = {"id": "late", "type": "commandExecution", "command": "ls"}
+    run.transcript.apply("item/started", {"item": item})
+    run.transcript.apply("item/completed", {"item": {**item, "exitCode": 0}})
+    assert run._next_render() == pytest.approx(last + ITEM_INTERVAL)
