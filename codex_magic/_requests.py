@@ -33,6 +33,9 @@ APPROVAL_POLICIES = ("on-request", "untrusted", "never", "auto-review")
 HEADLESS_POLICIES = ("decline", "accept", "cancel")
 
 ACCEPT, ACCEPT_FOR_SESSION, DECLINE, CANCEL, SUBMIT = "accept", "acceptForSession", "decline", "cancel", "submit"
+# An MCP tool approved from now on: Codex writes approval_mode = "approve" for the tool
+# into CODEX_HOME/config.toml.
+ACCEPT_ALWAYS = "acceptAlways"
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class AnswerError(ValueError):
 _DECISION_CHOICES = {
     ACCEPT: Choice(ACCEPT, "Approve", "success"),
     ACCEPT_FOR_SESSION: Choice(ACCEPT_FOR_SESSION, "Approve for this session", "success"),
+    ACCEPT_ALWAYS: Choice(ACCEPT_ALWAYS, "Always allow this tool", "success"),
     DECLINE: Choice(DECLINE, "Decline", "warning"),
     CANCEL: Choice(CANCEL, "Cancel the turn", "danger"),
 }
@@ -183,7 +187,8 @@ class Request:
         if self.method == ELICITATION:
             if self.is_tool_approval:
                 persist = (self.params.get("_meta") or {}).get("persist") or []
-                keys = [ACCEPT] + ([ACCEPT_FOR_SESSION] if "session" in persist else []) + [DECLINE, CANCEL]
+                keys = [ACCEPT] + ([ACCEPT_FOR_SESSION] if "session" in persist else [])
+                keys += ([ACCEPT_ALWAYS] if "always" in persist else []) + [DECLINE, CANCEL]
                 return [_DECISION_CHOICES[k] for k in keys]
             accept = Choice(ACCEPT, "Open the link, then continue" if self._mode() == "url" else "Submit", "success")
             return [accept, _DECISION_CHOICES[DECLINE], Choice(CANCEL, "Cancel", "danger")]
@@ -277,8 +282,8 @@ class Request:
                 return {"action": CANCEL, "content": None}
             if self.is_tool_approval:
                 reply: Json = {"action": ACCEPT, "content": None}
-                if choice == ACCEPT_FOR_SESSION:
-                    reply["_meta"] = {"persist": "session"}
+                if choice in (ACCEPT_FOR_SESSION, ACCEPT_ALWAYS):
+                    reply["_meta"] = {"persist": "session" if choice == ACCEPT_FOR_SESSION else "always"}
                 return reply
             if self._mode() == "url":
                 return {"action": ACCEPT, "content": None}
@@ -318,8 +323,10 @@ class Request:
         if self.method == ELICITATION:
             action = reply.get("action")
             if action == ACCEPT:
+                if not self.is_tool_approval:
+                    return "answered"
                 persist = (reply.get("_meta") or {}).get("persist")
-                return ("approved for the session" if persist else "approved") if self.is_tool_approval else "answered"
+                return {"session": "approved for the session", "always": "approved, and allowed from now on"}.get(persist, "approved")
             return "cancelled" if action == CANCEL else "declined"
         return "declined"
 

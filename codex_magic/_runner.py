@@ -493,6 +493,20 @@ class TurnRun:
                 return
             yield self._ended, left
 
+    def _stop_commands(self) -> None:
+        """Stop the commands the interrupt left running (the app-server does not)."""
+        transcript = self.transcript
+        running = {key for key, state in transcript.items.items() if state.type == "commandExecution" and not state.done}
+        if not running or transcript.thread_id is None:
+            return
+        try:
+            stopped = self.session.stop_commands(transcript.thread_id, running)
+        except Exception as exc:
+            transcript.note("interrupt", f"the commands still running could not be stopped ({exc})")
+            return
+        if stopped:
+            transcript.note("interrupt", "stopped, still running: " + "; ".join(stopped))
+
     def _withdraw(self, why: str) -> None:
         # The reader thread waits on an open request: answer it, or the turn cannot end.
         for pending in self._pending:
@@ -507,8 +521,12 @@ class TurnRun:
         if not self.transcript.done:
             self.transcript.abandon(INTERRUPTED, self.interrupt_reason)
             if self.handle is not None:
-                # Stop the pump thread: the turn will not report back any more.
+                # Stop the pump thread: the turn will not report back any more. (The
+                # stream generator cannot be closed while it waits on another thread;
+                # its subscription can.)
                 self.handle._subscription.close()
+        if self.transcript.status == INTERRUPTED:
+            self._stop_commands()
         self.view.finish(self.transcript)
         return build_result(self.transcript)
 

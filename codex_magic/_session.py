@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from openai_codex import Sandbox, Thread, TurnHandle
 from openai_codex.client import CodexClient, CodexConfig
@@ -354,6 +354,55 @@ class CodexSession:
 
         threading.Thread(target=call, name="codex-magic-interrupt", daemon=True).start()
         return done.wait(timeout)
+
+
+    def stop_commands(self, thread_id: str, item_ids: set[str], *, timeout: float = 2.0) -> list[str]:
+        """Terminate the thread's background terminals running these command items.
+
+        ``turn/interrupt`` leaves the commands of the interrupted turn running; the
+        app-server lists them by item (``thread/backgroundTerminals``, experimental
+        API, which the SDK's client enables). Terminals of other items are left alone:
+        a server an earlier turn started on purpose keeps running. Returns the
+        commands stopped; raises AppServerError if the app-server does not answer.
+        """
+        client = self._client
+        if client is None or not item_ids:
+            return []
+
+        def stop() -> list[str]:
+            listed = client.request(
+                "thread/backgroundTerminals/list", {"threadId": thread_id}, response_model=_Terminals
+            )
+            stopped = []
+            for terminal in listed.data:
+                if terminal.item_id in item_ids:
+                    done = client.request(
+                        "thread/backgroundTerminals/terminate",
+                        {"threadId": thread_id, "processId": terminal.process_id},
+                        response_model=_Terminated,
+                    )
+                    if done.terminated:
+                        stopped.append(terminal.command)
+            return stopped
+
+        return _with_deadline(stop, timeout, "stopping the turn's commands")
+
+
+class _Terminal(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    item_id: str = Field(alias="itemId")
+    process_id: str = Field(alias="processId")
+    command: str = ""
+
+
+class _Terminals(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    data: list[_Terminal] = []
+
+
+class _Terminated(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    terminated: bool = False
 
 
 _session: CodexSession | None = None

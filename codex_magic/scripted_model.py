@@ -137,6 +137,7 @@ Any entry except ``http_error`` may also carry the reply keys ``delay``,
 from __future__ import annotations
 
 import argparse
+import atexit
 import itertools
 import json
 import logging
@@ -144,6 +145,7 @@ import os
 import re
 import select
 import shlex
+import shutil
 import socket
 import sys
 import tempfile
@@ -735,6 +737,7 @@ class ScriptedModel:
         self._server = _Server((host, port), _Handler, self)
         self._thread: threading.Thread | None = None
         self.codex_home: Path | None = None
+        self._temporary_home: Path | None = None  # made by serve_demo, removed by close()
 
     def __enter__(self) -> ScriptedModel:
         return self.start()
@@ -789,6 +792,8 @@ class ScriptedModel:
             self._server.shutdown()
             self._thread.join(timeout=5)
         self._server.server_close()
+        if self._temporary_home is not None:
+            shutil.rmtree(self._temporary_home, ignore_errors=True)
 
     def add(self, *entries: Entry) -> None:
         """Append entries to the script; safe while the server runs."""
@@ -988,12 +993,17 @@ def _toml_str(value: str) -> str:
 def serve_demo(*, codex_home: str | os.PathLike[str] | None = None) -> ScriptedModel:
     """Serve ``demo_script()`` and point this process's ``CODEX_HOME`` at it; return the model.
 
-    The config goes to ``codex_home`` (default: a new temporary directory),
-    recorded as ``model.codex_home``.  Call it before Codex starts.
+    The config goes to ``codex_home`` (default: a new temporary directory, removed
+    by ``model.close()`` or at exit), recorded as ``model.codex_home``.  Call it
+    before Codex starts.
     """
     model = ScriptedModel(demo_script()).start()
     if codex_home is None:
         codex_home = tempfile.mkdtemp(prefix="codex-demo-")
+        # Its own temporary directory goes when the model is closed, or at exit
+        # (after the kernel's app-server, which atexit stops first: it registered later).
+        model._temporary_home = Path(codex_home)
+        atexit.register(model.close)
     home = Path(codex_home)
     write_codex_config(home, model.url)
     model.codex_home = home

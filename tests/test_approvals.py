@@ -156,17 +156,24 @@ def test_mcp_server_form_is_filled_in(kernel: Kernel, offline: Offline) -> None:
 def test_mcp_tool_call_waits_for_approval(kernel: Kernel, offline: Offline) -> None:
     configure(offline, mcp=True)
     wipe = function_call("wipe", {"what": "all"}, namespace="mcp__asker")
-    offline.model.add(wipe, message("Not wiped."), wipe, message("Wiped."))
+    offline.model.add(wipe, message("Not wiped."), wipe, message("Wiped."), wipe, message("Wiped again."))
 
     declined = kernel.run("%%codex\nWipe.", on_message=when("Decline", lambda k, e: k.click(buttons(e)["Decline"])), timeout=90)
     assert declined.error is None, declined.error
-    assert {"Approve", "Approve for this session", "Decline", "Cancel the turn"} <= set(buttons(declined))
+    assert {"Approve", "Approve for this session", "Always allow this tool", "Decline", "Cancel the turn"} <= set(buttons(declined))
     assert "rejected" in offline.model.requests[-1].function_call_outputs()[-1].lower()
 
-    approved = kernel.run("%%codex\nWipe now.", on_message=when("Approve", lambda k, e: k.click(buttons(e)["Approve"])))
+    always = "Always allow this tool"
+    approved = kernel.run("%%codex\nWipe now.", on_message=when(always, lambda k, e: k.click(buttons(e)[always])))
     assert approved.error is None, approved.error
     assert offline.model.requests[-1].function_call_outputs()[-1].endswith("wiped")
-    assert "approved" in final_text(approved) and "the user" in final_text(approved)
+    assert "approved, and allowed from now on" in final_text(approved) and "the user" in final_text(approved)
+    # Codex remembers it in its config, so the next call is not asked.
+    assert 'approval_mode = "approve"' in (offline.codex_home / "config.toml").read_text()
+    again = kernel.run("%%codex\nWipe once more.")
+    assert again.error is None, again.error
+    assert "Approve" not in buttons(again)
+    assert offline.model.requests[-1].function_call_outputs()[-1].endswith("wiped")
 
 
 def test_always_allow_adds_a_rule_so_the_next_run_is_not_asked(kernel: Kernel, offline: Offline) -> None:
@@ -238,15 +245,20 @@ def test_approval_untrusted_asks_before_a_plain_command(kernel: Kernel, offline:
     assert "approved" in final_text(execution)
 
 
-def test_approval_auto_review_lets_the_reviewer_model_decide(kernel: Kernel, offline: Offline) -> None:
+@pytest.mark.parametrize(
+    ("outcome", "word", "why"), [("allow", "approved", "a harmless touch"), ("deny", "denied", "not what was asked")]
+)
+def test_approval_auto_review_lets_the_reviewer_model_decide(
+    kernel: Kernel, offline: Offline, outcome: str, word: str, why: str
+) -> None:
     marker = offline.workspace / "reviewed.txt"
     escalate = exec_command(f"touch {marker}", sandbox_permissions="require_escalated", justification="make a file")
-    verdict = {"outcome": "allow", "risk_level": "low", "user_authorization": "high", "rationale": "a harmless touch"}
-    offline.model.add(escalate, message(json.dumps(verdict)), message("Reviewed and made."))
+    verdict = {"outcome": outcome, "risk_level": "low", "user_authorization": "high", "rationale": why}
+    offline.model.add(escalate, message(json.dumps(verdict)), message("Reviewed."))
     execution = kernel.run("%%codex --sandbox read-only --approval auto-review\nMake the file.")
     assert execution.error is None, execution.error
-    assert marker.exists() and "Approve" not in buttons(execution)
-    assert "auto-review: approved" in final_text(execution) and "a harmless touch" in final_text(execution)
+    assert marker.exists() == (outcome == "allow") and "Approve" not in buttons(execution)
+    assert f"auto-review: {word}" in final_text(execution) and why in final_text(execution)
     assert "approval auto-review" in final_text(execution)
 
 

@@ -7,6 +7,7 @@ import pytest
 from codex_magic._render import render_request
 from codex_magic._requests import (
     ACCEPT,
+    ACCEPT_ALWAYS,
     ACCEPT_FOR_SESSION,
     CANCEL,
     DECLINE,
@@ -161,14 +162,20 @@ def test_mcp_form_fields_are_typed() -> None:
     assert FORM.respond(CANCEL) == FORM.withdrawn() == {"action": "cancel", "content": None}
 
 
-def test_mcp_tool_approval_can_be_remembered_for_the_session() -> None:
+def test_mcp_tool_approval_can_be_remembered_for_the_session_or_always() -> None:
     assert TOOL.is_tool_approval and TOOL.kind == "MCP tool" and TOOL.fields() == []
-    assert keys(TOOL) == [ACCEPT, ACCEPT_FOR_SESSION, DECLINE, CANCEL]
+    assert keys(TOOL) == [ACCEPT, ACCEPT_FOR_SESSION, ACCEPT_ALWAYS, DECLINE, CANCEL]
     assert TOOL.respond(ACCEPT) == {"action": "accept", "content": None}
     session = TOOL.respond(ACCEPT_FOR_SESSION)
     assert session == {"action": "accept", "content": None, "_meta": {"persist": "session"}}
     assert TOOL.word(session) == "approved for the session"
+    always = TOOL.respond(ACCEPT_ALWAYS)
+    assert always == {"action": "accept", "content": None, "_meta": {"persist": "always"}}
+    assert TOOL.word(always) == "approved, and allowed from now on"
     assert TOOL.accepted() == {"action": "accept", "content": None}
+    # Only what the request offers.
+    once = Request(TOOL.method, {**TOOL.params, "_meta": {**TOOL.params["_meta"], "persist": []}})
+    assert keys(once) == [ACCEPT, DECLINE, CANCEL]
 
 
 def test_headless_accept_only_approves_what_needs_no_answers() -> None:

@@ -84,6 +84,39 @@ def test_timeout_interrupts_the_turn(shell: Any, offline: Offline) -> None:
     assert shell.user_ns["_codex_result"].status.value == "interrupted"
 
 
+def _processes_running(marker: str) -> list[int]:
+    """Pids of processes whose command line contains ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                if marker.encode() in cmdline.read() and int(entry) != os.getpid() and pid_alive(int(entry)):
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_an_interrupted_turn_stops_its_running_command(
+    shell: Any, offline: Offline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = "sleep 47.25"  # a command line no other process has
+    offline.model.add(exec_command(f"{marker} && echo finished", login=False), message("Slept."))
+    started = threading.Event()
+
+    def wait_for_command() -> None:
+        if wait_until(lambda: bool(_processes_running(marker)), 30):
+            started.set()
+
+    watcher = threading.Thread(target=wait_for_command, daemon=True)
+    watcher.start()
+    with pytest.raises(TurnInterruptedError, match=r"timed out after 3 s"):
+        shell.run_cell_magic("codex", "--timeout 3", "Sleep a while.")
+    assert started.is_set(), "the command never started"
+    assert wait_until(lambda: not _processes_running(marker), 5), "the command outlived the interrupt"
+    assert f"stopped, still running: {marker} && echo finished" in capsys.readouterr().out
+
+
 def test_failed_turn_keeps_items_and_the_previous_result_name(shell: Any, offline: Offline) -> None:
     from codex_magic.scripted_model import http_error
 
