@@ -1,12 +1,12 @@
 """Running one turn: pump the SDK's stream, fold it, refresh the view at a bounded rate.
 
 A pump thread reads ``TurnHandle.stream()`` into an inbox; the cell's own thread
-folds the inbox into the :class:`Transcript` and refreshes the view at most every
+folds the inbox into the :class:`Transcript` and refreshes the view about every
 ``MIN_INTERVAL`` seconds, sooner (``ITEM_INTERVAL``) when an item completes, and at
-once when the turn ends. The same loop runs
-blocking (``run_blocking``: terminal IPython, ``run_cell_magic``) or awaited
-(``run_async``: a kernel cell, so widget messages keep flowing during the turn).
-Kernel interrupts become ``turn/interrupt``; the partial result is kept.
+once when the turn ends. The same loop runs blocking (``run_blocking``: terminal
+IPython, ``run_cell_magic``) or awaited (``run_async``: a kernel cell, so widget
+messages keep flowing during the turn). Kernel interrupts become ``turn/interrupt``;
+the partial result is kept, and commands the interrupt left running are stopped.
 """
 
 from __future__ import annotations
@@ -505,7 +505,7 @@ class TurnRun:
             transcript.note("interrupt", f"the commands still running could not be stopped ({exc})")
             return
         if stopped:
-            transcript.note("interrupt", "stopped, still running: " + "; ".join(stopped))
+            transcript.note("interrupt", "stopped the commands still running: " + "; ".join(stopped))
 
     def _withdraw(self, why: str) -> None:
         # The reader thread waits on an open request: answer it, or the turn cannot end.

@@ -114,7 +114,7 @@ def test_an_interrupted_turn_stops_its_running_command(
         shell.run_cell_magic("codex", "--timeout 3", "Sleep a while.")
     assert started.is_set(), "the command never started"
     assert wait_until(lambda: not _processes_running(marker), 5), "the command outlived the interrupt"
-    assert f"stopped, still running: {marker} && echo finished" in capsys.readouterr().out
+    assert f"stopped the commands still running: {marker} && echo finished" in capsys.readouterr().out
 
 
 def test_failed_turn_keeps_items_and_the_previous_result_name(shell: Any, offline: Offline) -> None:
