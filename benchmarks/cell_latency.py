@@ -9,7 +9,7 @@ request to idle):
 - later one-message ``%%codex`` cells (median);
 - the same turns through the raw SDK in the same kernel process: a cell that creates
   ``Codex()``, starts a thread and runs one turn, then cells that run one more turn
-  each with ``thread.run(...)`` (median);
+  each with ``thread.run(...)`` (median), alternating with the later ``%%codex`` cells;
 - the raw SDK's first cell again in a fresh kernel, where it pays for importing the SDK.
 
 Usage: ``python benchmarks/cell_latency.py [--turns N]``. Numbers depend on the machine;
@@ -95,10 +95,13 @@ def _measure(kernel: Kernel, turns: int) -> dict[str, list[float]]:
     timings: dict[str, list[float]] = {
         "%load_ext": [cell("%load_ext codex_magic")],
         "%%codex first": [cell("%%codex\nSay hello.")],
-        "%%codex later": [cell("%%codex\nSay hello.") for _ in range(turns)],
         "raw first": [cell(RAW_SETUP)],
-        "raw later": [cell('raw_result = raw_thread.run("Say hello.")') for _ in range(turns)],
+        "%%codex later": [],
+        "raw later": [],
     }
+    for _ in range(turns):  # alternating, so that a change in the machine's load hits both
+        timings["%%codex later"].append(cell("%%codex\nSay hello."))
+        timings["raw later"].append(cell('raw_result = raw_thread.run("Say hello.")'))
     return timings
 
 
