@@ -119,7 +119,7 @@ class CodexMagic(Magics, Configurable):
             make_view = self._view
         else:
             # The first turn: the view first, so the cell shows something at once, then
-            # the heavy imports (the SDK takes about half a second).
+            # the heavy imports (the SDK takes about a second).
             view = self._view()
             make_view = lambda: view  # noqa: E731
         from . import _session

@@ -50,6 +50,24 @@ class _AnyResponse(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+# Replies of the experimental thread/backgroundTerminals requests (the SDK has no models).
+class _Terminal(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    item_id: str = Field(alias="itemId")
+    process_id: str = Field(alias="processId")
+    command: str = ""
+
+
+class _Terminals(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    data: list[_Terminal] = []
+
+
+class _Terminated(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    terminated: bool = False
+
+
 T = TypeVar("T")
 
 
@@ -355,7 +373,6 @@ class CodexSession:
         threading.Thread(target=call, name="codex-magic-interrupt", daemon=True).start()
         return done.wait(timeout)
 
-
     def stop_commands(self, thread_id: str, item_ids: set[str], *, timeout: float = 2.0) -> list[str]:
         """Terminate the thread's background terminals running these command items.
 
@@ -386,23 +403,6 @@ class CodexSession:
             return stopped
 
         return _with_deadline(stop, timeout, "stopping the turn's commands")
-
-
-class _Terminal(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-    item_id: str = Field(alias="itemId")
-    process_id: str = Field(alias="processId")
-    command: str = ""
-
-
-class _Terminals(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    data: list[_Terminal] = []
-
-
-class _Terminated(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    terminated: bool = False
 
 
 _session: CodexSession | None = None
