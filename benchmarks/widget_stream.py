@@ -58,7 +58,7 @@ def scenarios() -> dict[str, list[object]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=15, help="runs of each turn each way (median)")
+    parser.add_argument("--repeat", type=int, default=25, help="runs of each turn each way (median)")
     repeat = parser.parse_args().repeat
     with tempfile.TemporaryDirectory() as tmp, ModelProcess() as model:
         home, work = Path(tmp, "home"), Path(tmp, "work")

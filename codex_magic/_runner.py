@@ -186,46 +186,6 @@ class Pending:
         return request.word(self.response), f"{request.summary()}{f' = {answers}' if answers else ''}: {self.by}"
 
 
-class _Starting:
-    """``session.start_turn`` on a helper thread; ``result()`` waits for it."""
-
-    def __init__(self, session: CodexSession, prompt: str, settings: TurnSettings) -> None:
-        self._session = session
-        self._done = threading.Event()
-        self._lock = threading.Lock()
-        self._abandoned = False
-        self._outcome: tuple[TurnHandle, list[str]] | BaseException | None = None
-        threading.Thread(target=self._start, args=(prompt, settings), name="codex-magic-start", daemon=True).start()
-
-    def _start(self, prompt: str, settings: TurnSettings) -> None:
-        try:
-            outcome: tuple[TurnHandle, list[str]] | BaseException = self._session.start_turn(prompt, settings)
-        except BaseException as exc:  # handed to result()
-            outcome = exc
-        with self._lock:
-            self._outcome = outcome
-            abandoned = self._abandoned
-        self._done.set()
-        if abandoned and isinstance(outcome, tuple):
-            self._session.interrupt(outcome[0])
-
-    def result(self) -> tuple[TurnHandle, list[str]]:
-        """The started turn's handle and notices; raises what starting it raised."""
-        self._done.wait()
-        if isinstance(self._outcome, BaseException):
-            raise self._outcome
-        assert self._outcome is not None
-        return self._outcome
-
-    def abandon(self) -> None:
-        """Nobody will follow the turn: interrupt it once it has started (now, or when it does)."""
-        with self._lock:
-            self._abandoned = True
-            outcome = self._outcome
-        if isinstance(outcome, tuple):
-            self._session.interrupt(outcome[0])
-
-
 class TurnRun:
     """One turn from start to result: pump, fold, throttled view refreshes, interrupts."""
 
@@ -277,28 +237,31 @@ class TurnRun:
     def begin(self) -> None:
         """Start the turn and the pump thread (blocking: app-server start, turn/start).
 
-        The turn is started on a helper thread while this one makes the view, so the
-        view's widgets are sent while the app-server starts the turn, not before.
+        When the app-server is up and the thread started, ``turn/start`` takes a few
+        milliseconds: the view is made after it, while the app-server works on the turn.
+        Otherwise the view comes first, to show something while the app-server starts.
         """
+        quick = self.session.ready
+        if not quick:
+            self._show_view()
         self.session.set_request_sink(self._on_server_request)
-        started = _Starting(self.session, self.prompt, self.settings)
         try:
-            self.view = self._make_view()
-        except BaseException:
-            started.abandon()
-            self.session.set_request_sink(None)
-            raise
-        finally:
-            self._view_made.set()
-        try:
-            handle, notices = started.result()
+            handle, notices = self.session.start_turn(self.prompt, self.settings)
         except BaseException as exc:
             # Show why in the view, then let the error reach the cell.
-            started.abandon()
             self.session.set_request_sink(None)
+            if quick:
+                self._show_view()
             self.transcript.abandon(FAILED, str(exc) or type(exc).__name__)
             self.view.finish(self.transcript)
             raise
+        if quick:
+            try:
+                self._show_view()
+            except BaseException:
+                self.session.set_request_sink(None)
+                self.session.interrupt(handle)  # nobody would follow the turn
+                raise
         self.handle = handle
         self.transcript.thread_id = handle.thread_id
         self.transcript.turn_id = handle.id
@@ -308,6 +271,12 @@ class TurnRun:
         threading.Thread(target=self._pump, name="codex-magic-pump", daemon=True).start()
         self.view.set_stop(self.stop)
         self._render(force=True)
+
+    def _show_view(self) -> None:
+        try:
+            self.view = self._make_view()
+        finally:
+            self._view_made.set()
 
     def _pump(self) -> None:
         # The busiest loop of a turn (one pass per delta, tens of thousands a turn), on

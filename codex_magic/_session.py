@@ -155,6 +155,11 @@ class CodexSession:
     # -- process --------------------------------------------------------------------
 
     @property
+    def ready(self) -> bool:
+        """Whether the next turn can start at once: the app-server is up and the thread started."""
+        return self._thread is not None and self.running
+
+    @property
     def running(self) -> bool:
         """Whether the app-server process is up."""
         proc = self._client._proc if self._client else None

@@ -10,7 +10,7 @@ import pytest
 from openai_codex.generated.v2_all import AgentMessageDeltaNotification
 from openai_codex.models import Notification, UnknownNotification
 
-from codex_magic._runner import ITEM_INTERVAL, MIN_INTERVAL, TurnRun, _Starting
+from codex_magic._runner import ITEM_INTERVAL, MIN_INTERVAL, TurnRun
 from codex_magic._session import TurnSettings
 
 
@@ -87,50 +87,80 @@ def test_a_completed_item_is_shown_sooner_than_the_throttle_allows() -> None:
     pump.join(5)
 
 
-class _SlowSession:
-    """Starts a turn after ``release`` is set; records interrupts."""
+class _Session:
+    """Records the order of what the runner does; ``fail`` makes turn/start raise."""
 
-    def __init__(self, error: BaseException | None = None) -> None:
-        self.release, self.error = threading.Event(), error
-        self.interrupted: list[object] = []
-        self.interrupt_called = threading.Event()
+    def __init__(self, ready: bool, fail: bool = False) -> None:
+        self.ready, self.fail = ready, fail
+        self.calls: list[str] = []
+        self.thread_model = None
+
+    def set_request_sink(self, sink: object) -> None:
+        self.calls.append("sink" if sink else "no sink")
 
     def start_turn(self, prompt: str, settings: TurnSettings) -> tuple[object, list[str]]:
-        self.release.wait(5)
-        if self.error is not None:
-            raise self.error
-        return "handle", ["a notice"]
+        self.calls.append("turn/start")
+        if self.fail:
+            raise RuntimeError("no app-server")
+        return _Started([]), []
 
     def interrupt(self, handle: object) -> bool:
-        self.interrupted.append(handle)
-        self.interrupt_called.set()
+        self.calls.append("interrupt")
         return True
 
 
-def test_a_turn_started_while_the_view_is_made_is_interrupted_if_nobody_follows_it() -> None:
-    settings = TurnSettings(cwd=".", sandbox="read-only")
-    session = _SlowSession()
-    starting = _Starting(session, "prompt", settings)  # type: ignore[arg-type]
-    starting.abandon()  # before the turn has started: interrupted once it has
-    assert not session.interrupted
-    session.release.set()
-    assert session.interrupt_called.wait(5) and session.interrupted == ["handle"]
+class _Started(_Handle):
+    thread_id, id = "t", "u"
 
-    session = _SlowSession()
-    starting = _Starting(session, "prompt", settings)  # type: ignore[arg-type]
-    session.release.set()
-    assert starting.result() == ("handle", ["a notice"])
-    assert not session.interrupted
-    starting.abandon()  # after: at once
-    assert session.interrupted == ["handle"]
+    def __init__(self, notifications: list[Notification]) -> None:
+        super().__init__(notifications, {})
 
-    session = _SlowSession(error=RuntimeError("no app-server"))
-    starting = _Starting(session, "prompt", settings)  # type: ignore[arg-type]
-    session.release.set()
+
+class _RecordingView:
+    answers_while_blocking = False
+
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+        calls.append("view")
+
+    def update(self, transcript: Any) -> None:
+        pass
+
+    def finish(self, transcript: Any) -> None:
+        self.calls.append(f"finish: {transcript.status}")
+
+    def set_stop(self, stop: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("ready", "order"), [(True, ["sink", "turn/start", "view"]), (False, ["view", "sink", "turn/start"])])
+def test_the_view_is_made_while_a_ready_app_server_starts_the_turn(ready: bool, order: list[str]) -> None:
+    session = _Session(ready)
+    run = TurnRun(session, "prompt", TurnSettings(cwd=".", sandbox="read-only"), lambda: _RecordingView(session.calls))  # type: ignore[arg-type]
+    run.begin()
+    assert session.calls == order and run._view_made.is_set()
+
+
+@pytest.mark.parametrize("ready", [True, False])
+def test_a_turn_that_cannot_start_is_shown_failed(ready: bool) -> None:
+    session = _Session(ready, fail=True)
+    run = TurnRun(session, "prompt", TurnSettings(cwd=".", sandbox="read-only"), lambda: _RecordingView(session.calls))  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="no app-server"):
-        starting.result()
-    starting.abandon()
-    assert not session.interrupted
+        run.begin()
+    started = ["sink", "turn/start", "no sink"]
+    assert session.calls == (started + ["view"] if ready else ["view"] + started) + ["finish: failed"]
+
+
+def test_a_started_turn_is_interrupted_when_its_view_cannot_be_made() -> None:
+    session = _Session(ready=True)
+
+    def broken() -> Any:
+        raise RuntimeError("no widgets")
+
+    run = TurnRun(session, "prompt", TurnSettings(cwd=".", sandbox="read-only"), broken)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="no widgets"):
+        run.begin()
+    assert session.calls == ["sink", "turn/start", "no sink", "interrupt"]
 
 
 class _CountingView:
