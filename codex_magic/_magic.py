@@ -115,7 +115,8 @@ class CodexMagic(Magics, Configurable):
             raise UsageError("--timeout must be a number of seconds >= 0 (0: no limit).")
 
         if _SESSION_MODULE in sys.modules:
-            # The runner makes the view while the app-server starts the turn.
+            # The runner makes the view: after turn/start when the app-server is ready,
+            # else before it starts the app-server.
             make_view = self._view
         else:
             # The first turn: the view first, so the cell shows something at once, then

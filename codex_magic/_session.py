@@ -52,7 +52,7 @@ class _AnyResponse(BaseModel):
 
 # Replies of the experimental thread/backgroundTerminals requests (the SDK has no models).
 class _Terminal(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore")
     item_id: str = Field(alias="itemId")
     process_id: str = Field(alias="processId")
     command: str = ""
