@@ -13,6 +13,7 @@ from ._errors import (
     AppServerError,
     CodexMagicError,
     NotLoggedInError,
+    TurnBusyError,
     TurnError,
     TurnFailedError,
     TurnInterruptedError,
@@ -27,6 +28,7 @@ __all__ = [
     "CodexMagicError",
     "NotLoggedInError",
     "RunResult",
+    "TurnBusyError",
     "TurnError",
     "TurnFailedError",
     "TurnInterruptedError",
@@ -50,19 +52,27 @@ def load_ipython_extension(ipython: Any) -> None:
 
     magic = CodexMagic(shell=ipython, parent=ipython)
     ipython.register_magics(magic)
-    ipython.configurables.append(magic)
-    if getattr(ipython, "kernel", None) is not None:
-        transformers = ipython.input_transformers_cleanup
-        if transform_codex_cell not in transformers:
-            transformers.append(transform_codex_cell)
+    if magic not in ipython.configurables:  # IPython >= 9 adds every Magics itself
+        ipython.configurables.append(magic)
+    # First, before IPython's prompt stripping, so the cell's text reaches Codex as written.
+    transformers = ipython.input_transformers_cleanup
+    if transform_codex_cell not in transformers:
+        transformers.insert(0, transform_codex_cell)
+    config = ipython.find_line_magic("config")  # resolved: IPython may load it lazily
+    if config is not None and not hasattr(config, "codex_magic_wraps"):
+        ipython.magics_manager.magics["line"]["config"] = magic.checked_config(config)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the magics and stop the app-server (called by ``%unload_ext codex_magic``)."""
     from ._magic import CodexMagic, transform_codex_cell
 
-    if transform_codex_cell in ipython.input_transformers_cleanup:
+    while transform_codex_cell in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.remove(transform_codex_cell)
+    line_magics = ipython.magics_manager.magics["line"]
+    config = line_magics.get("config")
+    if hasattr(config, "codex_magic_wraps"):
+        line_magics["config"] = config.codex_magic_wraps
     for kind in ("line", "cell"):
         ipython.magics_manager.magics[kind].pop("codex", None)
     ipython.magics_manager.registry.pop("CodexMagic", None)

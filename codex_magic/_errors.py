@@ -5,6 +5,7 @@
     CodexMagicError              base of every error raised by codex_magic
     ├── NotLoggedInError         Codex has no credentials for its model provider
     ├── AppServerError           the codex app-server could not start or stopped
+    ├── TurnBusyError            a turn was started while another runs in the kernel
     └── TurnError                a turn ended without completing; ``.result`` holds it
         ├── TurnFailedError      the model or Codex reported a failure
         └── TurnInterruptedError the turn was interrupted (kernel interrupt, timeout)
@@ -34,6 +35,10 @@ class NotLoggedInError(CodexMagicError):
 
 class AppServerError(CodexMagicError):
     """The codex app-server could not be started or stopped unexpectedly."""
+
+
+class TurnBusyError(CodexMagicError):
+    """A turn was started while another turn runs on the kernel's thread."""
 
 
 class TurnError(CodexMagicError):

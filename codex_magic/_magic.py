@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import builtins
+import difflib
+import functools
 import keyword
+import math
 import os
+import re
+import shlex
 import sys
+import unicodedata
+from argparse import ArgumentParser, ArgumentTypeError, Namespace
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from IPython.core.error import UsageError
+from IPython.core.inputtransformer2 import leading_empty_lines, leading_indent
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import CFloat, Enum, Unicode
+from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import CFloat, Enum, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
+from ._interrupts import InterruptLatch
 from ._requests import APPROVAL_POLICIES, HEADLESS_POLICIES
 
 SANDBOXES = ("read-only", "workspace-write", "full-access")
+# The values of the SDK's openai_codex.types.ReasoningEffort, in its order; listed here
+# because %load_ext must not import the SDK (tests/test_options.py checks they match).
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
 RESULT_NAME = "_codex_result"
 _SESSION_MODULE = __name__.rpartition(".")[0] + "._session"
@@ -24,10 +38,125 @@ SUBCOMMANDS = {
     "thread": "print the current thread id",
     "help": "show this help",
 }
+_SEE_HELP = "see %%codex? for the options"
+_NEGATIVE = re.compile(r"-\d+|-\d*\.\d+")  # argparse takes these for values, not options
+_CODEX_CELL = re.compile(r"%%codex(?=\s|$)")
+# Names IPython keeps in user_ns besides user_ns_hidden: output and input history.
+_SHELL_NAMES = re.compile(r"_+|_i+|_i?\d+|_oh|_dh|_ih|_exit_code|In|Out|get_ipython|exit|quit")
 
 
 def _option_help() -> str:
     return "; ".join(f"%codex {name}: {text}" for name, text in SUBCOMMANDS.items())
+
+
+def _one_line(text: str) -> str:
+    """Text for a one-line message: line breaks and other control characters escaped."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def _seconds(text: str) -> float:
+    """The ``--timeout`` value: a finite number of seconds >= 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ArgumentTypeError(f"{text!r} is not a number of seconds: pass a finite number >= 0 (0: no limit)")
+    return seconds
+
+
+def _parse(parser: ArgumentParser, line: str) -> Namespace:
+    """Parse the option line as a shell would (posix quoting) with the magic's parser."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as error:  # "No closing quotation", "No escaped character"
+        raise UsageError(
+            f"%%codex {_one_line(line)}: {str(error).lower()}: close the quote, or escape a lone "
+            "quote or a trailing backslash with a backslash."
+        ) from None
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except UsageError as error:  # the magic_arguments parser's errors
+        raise UsageError(f"%%codex: {_one_line(str(error))}; {_SEE_HELP}.") from None
+    if not extra:
+        return args
+    unknown = [
+        word for word in extra if word.startswith("-") and word not in ("-", "--") and not _NEGATIVE.fullmatch(word)
+    ]
+    if not unknown:
+        raise UsageError(
+            f"%%codex {_one_line(' '.join(extra))!r}: write your request in the cell below the %%codex "
+            f"line, not on it ({_SEE_HELP})."
+        )
+    names = [name for action in parser._actions for name in action.option_strings]
+    guess = difflib.get_close_matches(unknown[0].partition("=")[0], names, n=1)
+    hint = f" (did you mean {guess[0]}?)" if guess else ""
+    raise UsageError(f"%%codex: unrecognized arguments: {_one_line(' '.join(extra))}{hint}; {_SEE_HELP}.")
+
+
+def _trim_blank_lines(text: str) -> str:
+    """The text without its leading and trailing blank lines; the lines between as written."""
+    lines = text.splitlines(keepends=True)
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if lines:
+        lines[-1] = lines[-1].splitlines()[0]
+    return "".join(lines)
+
+
+def _shell_name(name: str, shell: Any) -> str | None:
+    """What assigning ``name`` in the user's namespace would break, if anything."""
+    if name in getattr(shell, "user_ns_hidden", {}) or _SHELL_NAMES.fullmatch(name):
+        return f"IPython's own {name}"
+    if name.startswith("__") and name.endswith("__"):
+        return f"the special name {name}"
+    if hasattr(builtins, name):
+        return f"the built-in {name}"
+    return None
+
+
+def _result_name(value: str, shell: Any) -> str:
+    """The ``--out`` name, as Python reads it, if it is safe to assign."""
+    name = unicodedata.normalize("NFKC", value)  # how Python reads identifiers in code
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise UsageError(f"--out {_one_line(value)!r} is not a Python name: use e.g. --out answer.")
+    clash = _shell_name(name, shell)
+    if clash is None:
+        return name
+    other = f"{name.strip('_')}_result"
+    if not other.isidentifier() or _shell_name(other, shell) is not None:
+        other = "answer"
+    raise UsageError(f"--out {name} would replace {clash}: use another name, e.g. --out {other}.")
+
+
+@dataclass(frozen=True)
+class CellOptions:
+    """A ``%%codex`` cell, parsed and checked over the kernel-wide defaults."""
+
+    prompt: str
+    cwd: str
+    sandbox: str
+    model: str | None
+    effort: str | None
+    approval: str
+    new: bool
+    out: str | None
+    timeout: float
+
+
+def _check_seconds(name: str, value: float, *, zero: bool = True) -> float:
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        rule = "a finite number >= 0 (0: no limit)" if zero else "a finite number > 0"
+        raise TraitError(f"CodexMagic.{name} must be {rule}, not {value!r}.")
+    return value
+
+
+def _check_text(name: str, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise TraitError(f"CodexMagic.{name} must be a non-empty string or None, not {value!r}.")
+    return value
 
 
 @magics_class
@@ -50,6 +179,11 @@ class CodexMagic(Magics, Configurable):
     retry_timeout = CFloat(
         120.0, help="Seconds a turn may keep retrying without progress before it is interrupted (0: no limit)."
     ).tag(config=True)
+    stall_timeout = CFloat(
+        180.0,
+        help="Seconds a turn may wait on a model that sends nothing, while no command, tool or "
+        "question is at work, before it is interrupted (0: no limit).",
+    ).tag(config=True)
     approval = Enum(
         APPROVAL_POLICIES,
         "on-request",
@@ -64,56 +198,92 @@ class CodexMagic(Magics, Configurable):
         "decline, accept, or cancel the turn.",
     ).tag(config=True)
     approval_timeout = CFloat(
-        600.0, help="Seconds an approval request waits for a click before it is declined."
+        600.0, help="Seconds an approval request waits for a click before it is declined (0: no limit)."
     ).tag(config=True)
     startup_timeout = CFloat(30.0, help="Seconds the codex app-server may take to start.").tag(
         config=True
     )
 
+    @validate("timeout", "retry_timeout", "stall_timeout", "approval_timeout")
+    def _valid_seconds(self, proposal: Any) -> float:
+        return _check_seconds(proposal["trait"].name, proposal["value"])
+
+    @validate("startup_timeout")
+    def _valid_startup(self, proposal: Any) -> float:
+        return _check_seconds("startup_timeout", proposal["value"], zero=False)
+
+    @validate("model", "cwd")
+    def _valid_text(self, proposal: Any) -> str | None:
+        return _check_text(proposal["trait"].name, proposal["value"])
+
     # -- %%codex ----------------------------------------------------------------------
 
-    @magic_arguments(name="%%codex")
-    @argument("--model", "-m", help="Model for this turn (overrides CodexMagic.model).")
+    # magic_arguments writes its usage line as "%" + name: "%codex" reads "%%codex".
+    @magic_arguments(name="%codex")
+    @argument("--model", "-m", metavar="NAME", help="Model for this turn (overrides CodexMagic.model).")
     @argument("--effort", choices=EFFORTS, help="Reasoning effort for this turn.")
     @argument("--sandbox", choices=SANDBOXES, help="Sandbox for this turn (default: workspace-write).")
-    @argument("--cwd", help="Working directory for this turn (default: the kernel's).")
+    @argument("--cwd", metavar="DIR", help="Working directory for this turn (default: the kernel's).")
     @argument(
         "--approval",
         choices=APPROVAL_POLICIES,
         help="When Codex asks before acting, this turn (default: on-request; see CodexMagic.approval).",
     )
     @argument("--new", action="store_true", help="Start a new thread before this turn.")
-    @argument("--out", help=f"Also store the result under this name (it is always in {RESULT_NAME}).")
-    @argument("--timeout", type=float, help="Interrupt the turn after this many seconds.")
+    @argument(
+        "--out", metavar="NAME", help=f"Also store the result under this name (it is always in {RESULT_NAME})."
+    )
+    @argument(
+        "--timeout", type=_seconds, metavar="SECONDS", help="Interrupt the turn after this many seconds (0: no limit)."
+    )
     @cell_magic("codex")
     def codex_cell(self, line: str, cell: str) -> None:
         """Send the cell's text to Codex; the next %%codex cell continues the same thread.
 
         The turn streams into a live widget; its result (the SDK's TurnResult) is
         stored in ``_codex_result``. Interrupt the kernel to interrupt the turn.
+        Options are read with shell quoting: ``--cwd "my project"``.
         """
-        run, out = self._prepare(line, cell)
-        self._store(run.run_blocking(), run, out)
+        options = self.options(line, cell)
+        with InterruptLatch() as latch:  # from here on an interrupt ends the turn in one line
+            run = self._start(options, latch)
+            result = run.run_blocking()
+        self._store(result, run, options.out)
 
     async def codex_cell_async(self, line: str, cell: str) -> None:
         """The same as ``codex_cell``, awaited, so that widget messages flow during the turn."""
-        run, out = self._prepare(line, cell)
-        self._store(await run.run_async(), run, out)
+        options = self.options(line, cell)
+        with InterruptLatch() as latch:  # from here on an interrupt ends the turn in one line
+            run = self._start(options, latch)
+            result = await run.run_async()
+        self._store(result, run, options.out)
 
-    def _prepare(self, line: str, cell: str) -> tuple[Any, str | None]:
-        args = parse_argstring(self.codex_cell, line)
-        prompt = cell.strip()
-        if not prompt:
+    def options(self, line: str, cell: str) -> CellOptions:
+        """The cell's options over the kernel-wide defaults; UsageError for bad input."""
+        args = _parse(self.codex_cell.parser, line)
+        for name in ("model", "cwd", "out"):
+            if getattr(args, name) is not None and not getattr(args, name).strip():
+                raise UsageError(f"--{name} is empty: give it a value, or leave the option out.")
+        prompt = _trim_blank_lines(cell)
+        if not prompt.strip():
             raise UsageError("%%codex needs a prompt: write your request in the cell below %%codex.")
         cwd = os.path.abspath(os.path.expanduser(args.cwd or self.cwd or os.getcwd()))
         if not os.path.isdir(cwd):
-            raise UsageError(f"--cwd {cwd!r} is not a directory: pass an existing directory.")
-        if args.out is not None and (not args.out.isidentifier() or keyword.iskeyword(args.out)):
-            raise UsageError(f"--out {args.out!r} is not a Python name: use e.g. --out answer.")
-        timeout = self.timeout if args.timeout is None else args.timeout
-        if timeout < 0:
-            raise UsageError("--timeout must be a number of seconds >= 0 (0: no limit).")
+            raise UsageError(f"--cwd {_one_line(cwd)!r} is not a directory: pass an existing directory.")
+        return CellOptions(
+            prompt=prompt,
+            cwd=cwd,
+            sandbox=args.sandbox or self.sandbox,
+            model=args.model or self.model,
+            effort=args.effort or self.effort,
+            approval=args.approval or self.approval,
+            new=args.new,
+            out=None if args.out is None else _result_name(args.out, self.shell),
+            timeout=self.timeout if args.timeout is None else args.timeout,
+        )
 
+    def _start(self, options: CellOptions, latch: InterruptLatch) -> Any:
+        """The turn's runner, with the session and the view it needs."""
         if _SESSION_MODULE in sys.modules:
             # The runner makes the view: after turn/start when the app-server is ready,
             # else before it starts the app-server.
@@ -127,26 +297,28 @@ class CodexMagic(Magics, Configurable):
         from ._runner import TurnRun
 
         session = _session.get_session(startup_timeout=self.startup_timeout)
-        if args.new:
+        if options.new:
             session.new_thread()
         settings = _session.TurnSettings(
-            cwd=cwd,
-            sandbox=args.sandbox or self.sandbox,
-            model=args.model or self.model,
-            effort=args.effort or self.effort,
-            approval=args.approval or self.approval,
+            cwd=options.cwd,
+            sandbox=options.sandbox,
+            model=options.model,
+            effort=options.effort,
+            approval=options.approval,
         )
         run = TurnRun(
             session,
-            prompt,
+            options.prompt,
             settings,
             make_view,
-            timeout=timeout or None,
+            timeout=options.timeout or None,
             retry_timeout=self.retry_timeout or None,
+            stall_timeout=self.stall_timeout or None,
+            latch=latch,
         )
-        run.approval_timeout = self.approval_timeout
+        run.approval_timeout = self.approval_timeout or None
         run.headless = self.headless_approval
-        return run, args.out
+        return run
 
     def _view(self) -> Any:
         if getattr(self.shell, "kernel", None) is not None:
@@ -165,16 +337,66 @@ class CodexMagic(Magics, Configurable):
             self.shell.user_ns[out] = result
         raise_for_status(result, out=out or RESULT_NAME, reason=run.interrupt_reason)
 
+    # -- %config ----------------------------------------------------------------------
+
+    _config_error: TraitError | None = None
+    _collecting = False
+
+    def update_config(self, config: Any) -> None:
+        """Apply configuration; inside ``checked_config`` a bad value is kept to be raised."""
+        if not self._collecting:
+            super().update_config(config)
+            return
+        try:
+            super().update_config(config)
+        except TraitError as error:  # traitlets has put the old trait values back
+            self._config_error = error
+
+    def checked_config(self, config_magic: Callable[[str], Any]) -> Callable[[str], Any]:
+        """IPython's ``%config``, raising UsageError for a bad CodexMagic value.
+
+        IPython's own only logs the error and carries on, so a typo would pass unseen,
+        and keeps the bad value in the shell's config, where the next ``%load_ext``
+        would trip on it.
+        """
+
+        @functools.wraps(config_magic)
+        def config(line: str) -> Any:
+            section = dict.get(self.shell.config, type(self).__name__)
+            section = None if section is None else section.copy()
+            self._collecting, self._config_error = True, None
+            try:
+                value = config_magic(line)
+            finally:
+                self._collecting = False
+            if self._config_error is not None:
+                shell_config = self.shell.config  # a new object: update_config copies it
+                if section is None:
+                    shell_config.pop(type(self).__name__, None)
+                else:
+                    shell_config[type(self).__name__] = section
+                raise UsageError(
+                    f"%config {_one_line(line.strip())}: {_one_line(str(self._config_error))} "
+                    "The setting is unchanged."
+                )
+            return value
+
+        config.codex_magic_wraps = config_magic  # type: ignore[attr-defined]
+        return config
+
     # -- %codex -----------------------------------------------------------------------
 
     @line_magic("codex")
     def codex_line(self, line: str) -> None:
-        """Manage the kernel's Codex thread: ``%codex new``, ``%codex thread``, ``%codex help``."""
+        """Manage the kernel's Codex thread: ``%codex new``, ``%codex thread``, ``%codex help``.
+
+        To ask Codex something, start a cell with %%codex; %%codex? lists its options.
+        """
         words = line.split()
         command = words[0] if words else "help"
         if command not in SUBCOMMANDS or len(words) > 1:
             raise UsageError(
-                f"%codex {line.strip()!s}: unknown command. {_option_help()}. "
+                f"%codex {_one_line(line.strip())}: unknown command. {_option_help()}. "
                 "To ask Codex something, start a cell with %%codex."
             )
         from . import _session
@@ -190,25 +412,35 @@ class CodexMagic(Magics, Configurable):
 
 
 def transform_codex_cell(lines: list[str]) -> list[str]:
-    """Input transformer: turn a ``%%codex`` cell into an awaited call.
+    """Input transformer: hand a ``%%codex`` cell's text to the magic as written.
 
-    IPython then runs the cell as a coroutine on the kernel's event loop: the cell
-    stays busy until the turn ends, and the kernel keeps handling widget messages
-    (ipykernel >= 7.4) and turns its interrupt into a cancellation.
+    It runs before IPython's prompt stripping, which would drop ``>>>``, ``...`` and
+    ``In [1]:`` from the request. In a kernel the cell becomes an awaited call, so IPython
+    runs it as a coroutine on the kernel's event loop: the cell stays busy until the turn
+    ends, and the kernel keeps handling widget messages (ipykernel >= 7.4) and turns its
+    interrupt into a cancellation. Elsewhere it becomes the blocking magic's call.
     """
-    if not lines or not lines[0].startswith("%%codex"):
-        return lines
-    first = lines[0]
-    if first[len("%%codex") : len("%%codex") + 1] not in ("", " ", "\t", "\n", "\r"):
-        return lines  # %%codex? (help) or another magic's name
+    first = next((line for line in lines if line.strip()), "")
+    if not first.lstrip().startswith("%%codex"):
+        return lines  # not ours: spare every other cell the dedent below
+    cell = leading_indent(leading_empty_lines(lines))  # as IPython does for any cell
+    if not _CODEX_CELL.match(cell[0]):
+        return lines  # %%codex? (help), or another magic
     from IPython import get_ipython
 
     shell = get_ipython()
-    if shell is None or not _can_await(shell):
+    if shell is None:
         return lines
-    line = first[len("%%codex") :].strip()
-    cell = "".join(lines[1:])
-    return [f"await __import__('codex_magic')._run_cell_async({line!r}, {cell!r})\n"]
+    line = cell[0][len("%%codex") :].strip()
+    body = "".join(cell[1:])
+    if getattr(shell, "kernel", None) is not None and _can_await(shell):
+        return [f"await __import__('codex_magic')._run_cell_async({line!r}, {body!r})\n"]
+    return [f"get_ipython().run_cell_magic('codex', {line!r}, {body!r})\n"]
+
+
+# check_complete skips transformers with side effects: terminal IPython must still see
+# a cell magic there (complete at a blank line), not the one-line call it becomes.
+transform_codex_cell.has_side_effects = True  # type: ignore[attr-defined]
 
 
 def _can_await(shell: Any) -> bool:

@@ -6,6 +6,8 @@ Markdown renderer (:mod:`codex_magic._markdown`), which runs with raw HTML off s
 escapes too; nothing outside these three modules builds markup. The Markdown form is
 built from the same parse with every character that could start HTML
 backslash-escaped, so a frontend that renders it meets no raw HTML either.
+Control sequences (colours, window titles, clipboard writes, cursor moves) are
+removed in one place for all three forms: every :class:`Rendered` is built clean.
 Every renderer bounds its output: a running command costs a few kilobytes per
 update however long its output. The module imports neither IPython nor ipywidgets.
 """
@@ -71,6 +73,8 @@ from ._text import (
     _one_line,
     _s,
     _seconds,
+    plain,
+    short_id,
 )
 
 # Re-exported: other modules and the tests import these from here. The image size
@@ -99,11 +103,21 @@ _MAX_IMAGES = 4
 
 @dataclass(frozen=True)
 class Rendered:
-    """One piece of output in three forms: HTML, plain text, GitHub-flavoured Markdown."""
+    """One piece of output in three forms: HTML, plain text, GitHub-flavoured Markdown.
+
+    Each form is stored without control sequences or control characters (see
+    :func:`codex_magic._text.plain`): whatever Codex, the model or a command printed,
+    no output of the package carries an escape sequence.
+    """
 
     html: str
     text: str
     markdown: str = ""
+
+    def __post_init__(self) -> None:
+        # The one place for all three forms; one compiled-regex pass over each.
+        for name in ("html", "text", "markdown"):
+            object.__setattr__(self, name, plain(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -234,20 +248,21 @@ def _status_md(state: tuple[str, str] | None) -> str:
 
 
 def _usage_text(usage: Json | None, turn_tokens: int | None) -> str:
+    """Token usage in the one vocabulary of every output, each number saying what it counts.
+
+    ``tokens: 240 this turn (all its model requests), 1,240 this thread`` and
+    ``context: 120 of 272,000 tokens (0%)``: the context window holds what the latest
+    model request sent and received.
+    """
     if not isinstance(usage, dict) or not usage:
         return ""
-    last = _d(usage.get("last"))
-    total = _d(usage.get("total"))
-    last_tokens = _n(last.get("totalTokens")) or 0
-    if turn_tokens is not None:
-        this = f"{turn_tokens:,} this turn"
-    else:
-        this = f"{last_tokens:,} last request"
-    parts = [f"tokens: {this}, {_n(total.get('totalTokens')) or 0:,} thread"]
+    last_tokens = _n(_d(usage.get("last")).get("totalTokens")) or 0
+    thread = f"{_n(_d(usage.get('total')).get('totalTokens')) or 0:,.0f} this thread"
+    this = f"{turn_tokens:,} this turn (all its model requests), " if turn_tokens is not None else ""
+    parts = [f"tokens: {this}{thread}"]
     window = _n(usage.get("modelContextWindow"))
     if window:
-        # What the last request put in the window is what the window holds now.
-        parts.append(f"context {100 * last_tokens / window:.0f}% of {window:,}")
+        parts.append(f"context: {last_tokens:,.0f} of {window:,.0f} tokens ({100 * last_tokens / window:.0f}%)")
     return " \u00b7 ".join(parts)
 
 
@@ -261,7 +276,10 @@ def render_header(
     error: str | None = None,
     retry: str | None = None,
 ) -> Rendered:
-    """The status line: status, elapsed time, model, sandbox, thread, tokens, retry, error."""
+    """The status line: status, elapsed time, model, sandbox, thread, tokens, what it waits for, error.
+
+    ``retry`` is the line saying what a running turn waits for (a retry, a silent model).
+    """
     colour, label = _STATUS_STYLE.get(status, (_GREY, status))
     # Whole seconds while it runs: the header then changes about once a second.
     facts = [f"{elapsed:.0f} s" if status in ("running", "starting") else f"{elapsed:.1f} s"]
@@ -272,10 +290,10 @@ def render_header(
     if info.approval:
         facts.append(f"approval {info.approval}")
     if info.thread_id:
-        facts.append(f"thread {info.thread_id[:8]}")
-    usage_text = _usage_text(usage, turn_tokens)
-    if usage_text:
-        facts.append(usage_text)
+        facts.append(f"thread {short_id(info.thread_id)}")
+    tokens = _usage_text(usage, turn_tokens)
+    if tokens:
+        facts.append(tokens)
     joined = " \u00b7 ".join(facts)
     text = f"[codex] {label} \u00b7 {joined}"
     markup = (
@@ -284,9 +302,9 @@ def render_header(
     )
     md = f"**{_md_escape(label)}** \u00b7 {_md_escape(joined)}"
     if retry and status == "running":
-        text += f"\n  retrying: {retry}"
-        markup += f'<div style="color:{_WARN}">\u21bb retrying: {esc(retry)}</div>'
-        md += f"  \n\u21bb retrying: {_md_escape(_one_line(retry, 1000))}"
+        text += f"\n  {retry}"
+        markup += f'<div style="color:{_WARN}">\u21bb {esc(retry)}</div>'
+        md += f"  \n\u21bb {_md_escape(_one_line(retry, 1000))}"
     if error:
         text += f"\n  error: {error}"
         markup += (
@@ -362,6 +380,21 @@ def _reasoning(item: Json, mode: str) -> Rendered:
     )
 
 
+def command_line(item: Json) -> str:
+    """A command as every output shows it: ``$`` and the command as the model wrote it."""
+    return f"$ {_cut(shown_command(_s(item.get('command'))), 1000)}"
+
+
+def command_mark(item: Json, mode: str) -> tuple[str, str]:
+    """A command's status as every output shows it, e.g. ``exit 0 \u00b7 120 ms``, and its colour.
+
+    ``mode`` is "running", "done" or "unfinished" (still in flight when the turn ended).
+    """
+    badge, colour = _command_badge(item, mode)
+    duration = _duration(item.get("durationMs"))
+    return (f"{badge} \u00b7 {duration}" if duration else badge), colour
+
+
 def _command_badge(item: Json, mode: str) -> tuple[str, str]:
     code = item.get("exitCode")
     status = _s(item.get("status"))
@@ -395,9 +428,10 @@ def _command(item: Json, mode: str) -> Rendered:
         f'<span style="{_DIM};{_SMALL}">{esc(when)}{esc(where)}</span></div>'
     )
     block = _long_text(output, done=mode == "done", keep="tail", what="all output")
-    text = f"$ {_cut(command, 1000)}  [{badge}]{when}" + (f"\n{block.text}" if block.text else "")
+    line = command_line(item)
+    text = f"{line}  [{command_mark(item, mode)[0]}]" + (f"\n{block.text}" if block.text else "")
     facts = " \u00b7 ".join(p for p in (_md_code(badge), duration, _md_code(_cut(cwd, _FIELD_BYTES))) if p)
-    console = f"$ {_cut(command, 1000)}" + (f"\n{block.shown}" if block.shown else "")
+    console = line + (f"\n{block.shown}" if block.shown else "")
     md = f"{facts}\n\n" + (f"*{_md_escape(block.note)}*\n\n" if block.note else "") + _fenced(console, "console")
     return Rendered(_card(colour, head + block.html), text, md)
 
@@ -721,7 +755,7 @@ def _sub_agent(parts: list[str], state: tuple[str, str] | None, mode: str) -> Re
 
 def _collab_agent_tool_call(item: Json, mode: str) -> Rendered:
     prompt = _one_line(_s(item.get("prompt")), 120)
-    receivers = ", ".join(_s(r)[:8] for r in _l(item.get("receiverThreadIds")) if _s(r))
+    receivers = ", ".join(short_id(_s(r)) for r in _l(item.get("receiverThreadIds")) if _s(r))
     agents = _agents_summary(item.get("agentsStates"))
     parts = [
         _s(item.get("tool")),
@@ -734,7 +768,7 @@ def _collab_agent_tool_call(item: Json, mode: str) -> Rendered:
 
 
 def _sub_agent_activity(item: Json, mode: str) -> Rendered:
-    path = _s(item.get("agentPath")) or _s(item.get("agentThreadId"))[:8]
+    path = _s(item.get("agentPath")) or short_id(_s(item.get("agentThreadId")))
     parts = [f"{path} {_s(item.get('kind'))}".strip(), _s(item.get("model")), _s(item.get("reasoningEffort"))]
     return _sub_agent(parts, _status(None, mode), mode)
 
@@ -1019,7 +1053,6 @@ def render_notice(kind: str, text: str) -> Rendered:
 
 
 _REQUEST_TITLES = {
-    COMMAND: "Codex asks to run a command outside the sandbox",
     FILE_CHANGE: "Codex asks to change files",
     PERMISSIONS: "Codex asks for more permissions",
     QUESTION: "Codex asks",
@@ -1028,6 +1061,8 @@ _REQUEST_TITLES = {
 
 def _request_title(request: Request) -> str:
     params = request.params
+    if request.method == COMMAND:
+        return f"Codex asks to {request.command_ask()}"
     if request.method == FILE_CHANGE and params.get("grantRoot"):
         return f"{_REQUEST_TITLES[FILE_CHANGE]} under {_s(params.get('grantRoot'))}"
     if request.method == ELICITATION:
@@ -1043,6 +1078,7 @@ def _request_lines(request: Request) -> list[tuple[str, str]]:
     params, lines = request.params, []
     if request.method == COMMAND:
         lines.append(("code", "$ " + shown_command(_s(params.get("command")))))
+        lines.extend(("code", line) for line in permission_lines(params.get("additionalPermissions")))
         if params.get("cwd"):
             lines.append(("dim", f"in {_s(params.get('cwd'))}"))
     elif request.method == PERMISSIONS:

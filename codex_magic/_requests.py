@@ -137,12 +137,34 @@ class Request:
             TOOL_CALL: "tool call",
         }.get(self.method, self.method)
 
+    def command_ask(self) -> str:
+        """What a command request asks, e.g. "run a command outside the sandbox".
+
+        The app-server sends no flag for leaving the sandbox. Under ``untrusted`` a command
+        that stays in the sandbox is asked about with the same params as one that leaves
+        it, except that only a request to leave it carries a ``reason``: the model's
+        justification for ``sandbox_permissions="require_escalated"``, or Codex's "retry
+        without sandbox?" after the sandbox blocked a command. Network access and added
+        permissions come with their own fields.
+        """
+        params = self.params
+        if params.get("kind") == "writeStdin":
+            return "write to a running command"
+        network = params.get("networkApprovalContext")
+        if isinstance(network, dict) and _s(network.get("host")):
+            return f"run a command with network access to {_s(network.get('host'))}"
+        if params.get("additionalPermissions"):
+            return "run a command with more permissions"
+        if _s(params.get("reason")):
+            return "run a command outside the sandbox"
+        return "run a command"
+
     def summary(self) -> str:
         """One line: what is asked, and why."""
         params = self.params
         reason = _s(params.get("reason"))
         if self.method == COMMAND:
-            what = f"run a command outside the sandbox: {shown_command(_s(params.get('command')))}"
+            what = f"{self.command_ask()}: {shown_command(_s(params.get('command')))}"
         elif self.method == FILE_CHANGE:
             root = _s(params.get("grantRoot"))
             what = "change files" + (f" under {root}" if root else "")

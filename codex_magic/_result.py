@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from openai_codex import TurnResult
@@ -15,18 +15,39 @@ from ._transcript import RUNNING, Transcript, final_response
 
 @dataclass(slots=True, repr=False)
 class RunResult(TurnResult):
-    """The result of one ``%%codex`` turn: an SDK ``TurnResult`` that displays as a transcript."""
+    """The result of one ``%%codex`` turn: an SDK ``TurnResult`` that displays as a transcript.
+
+    Besides the SDK's fields it keeps what the cell showed when the turn ended, so its
+    display is that same transcript: the thread, the settings the turn ran with, the
+    tokens of the whole turn, the elapsed time, and the notes, plan and diff of the turn.
+    """
+
+    thread_id: str | None = None
+    settings: dict[str, str | None] = field(default_factory=dict)  # model, sandbox, approval, cwd
+    turn_tokens: int | None = None  # tokens of all this turn's model requests
+    elapsed: float | None = None  # seconds, as the cell showed them
+    notices: list[tuple[str, str]] = field(default_factory=list)  # (kind, text): requests, warnings
+    plan: dict[str, Any] | None = None  # the turn's latest plan
+    diff: str | None = None  # the whole turn's diff
+    unfinished: frozenset[str] = frozenset()  # ids of items still in flight when it ended
+    # The app-server's last log lines, when it stopped during the turn (else empty).
+    app_server_log: str = ""
 
     def _rendered(self) -> Rendered:
         items = [item.model_dump(by_alias=True, mode="json") for item in self.items]
-        seconds = (self.duration_ms or 0) / 1000
+        seconds = self.elapsed if self.elapsed is not None else (self.duration_ms or 0) / 1000
         return render_turn(
             items=items,
             status="running" if self.status is TurnStatus.in_progress else self.status.value,
             elapsed=seconds,
-            info=TurnInfo(),
+            info=TurnInfo(thread_id=self.thread_id, **self.settings),
             usage=self.usage.model_dump(by_alias=True, mode="json") if self.usage else None,
+            turn_tokens=self.turn_tokens,
             error=self.error.message if self.error else None,
+            notices=self.notices,
+            running_ids=self.unfinished,
+            plan=self.plan,
+            diff=self.diff,
         )
 
     def _repr_html_(self) -> str:
@@ -68,4 +89,13 @@ def build_result(transcript: Transcript) -> RunResult:
         final_response=final_response(completed),
         items=[ThreadItem.model_validate(item) for item in items],
         usage=ThreadTokenUsage.model_validate(transcript.usage) if transcript.usage else None,
+        thread_id=transcript.thread_id,
+        settings=dict(transcript.settings),
+        turn_tokens=transcript.turn_tokens,
+        elapsed=transcript.elapsed(),
+        notices=[(notice.kind, notice.text) for notice in transcript.notices],
+        plan=transcript.plan,
+        diff=transcript.diff,
+        unfinished=frozenset(state.id for state in transcript.ordered() if not state.done),
+        app_server_log=transcript.app_server_log,
     )

@@ -21,9 +21,11 @@ from openai_codex import TurnHandle
 from openai_codex.models import Notification, UnknownNotification
 
 from ._errors import TurnFailedError, TurnInterruptedError
+from ._text import one_line
+from ._interrupts import InterruptLatch
 from ._result import RunResult, build_result
 from ._requests import Request, decline_response
-from ._session import CodexSession, TurnSettings
+from ._session import CodexSession, TurnNotStarted, TurnSettings
 from ._transcript import FAILED, INTERRUPTED, Transcript
 
 Json = dict[str, Any]
@@ -37,6 +39,8 @@ ITEM_INTERVAL = 0.1
 BURST = 2
 CLOCK_INTERVAL = 1.0  # refresh at least this often so the elapsed time ticks
 SETTLE_TIMEOUT = 2.0  # how long an interrupted turn may take to report back
+DEADLINE_SLACK = 0.005  # wake just after a deadline, so that it has passed
+WAIT_NOTICE = 10.0  # seconds without news from the model before the view says it waits
 
 
 class View(Protocol):
@@ -78,11 +82,12 @@ class _Signal:
         self._flag.set()
         if self._loop is not None:
             try:
-                self._loop.call_soon_threadsafe(self._wake)
+                self._loop.call_soon_threadsafe(self.wake)
             except RuntimeError:  # the loop is closed: nobody is waiting
                 pass
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
+        """Wake an awaiting waiter, on the loop's thread."""
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
@@ -101,7 +106,7 @@ class _Signal:
         if self._flag.is_set() or self._loop is None:
             return
         waiter = self._waiter = self._loop.create_future()
-        timer = self._loop.call_later(timeout, self._wake)
+        timer = self._loop.call_later(timeout, self.wake)
         try:
             await waiter
         finally:
@@ -198,6 +203,8 @@ class TurnRun:
         *,
         timeout: float | None = None,
         retry_timeout: float | None = None,
+        stall_timeout: float | None = None,
+        latch: InterruptLatch | None = None,
     ) -> None:
         self.session = session
         self.prompt = prompt
@@ -207,6 +214,9 @@ class TurnRun:
         self._view_made = threading.Event()  # set once begin() has tried to make the view
         self.timeout = timeout
         self.retry_timeout = retry_timeout
+        self.stall_timeout = stall_timeout
+        # Kernel interrupts (SIGINT) caught since the cell started; see _interrupts.
+        self.latch = latch or InterruptLatch()
         self.transcript = Transcript()
         self.transcript.settings = {
             "model": settings.model,
@@ -226,7 +236,7 @@ class TurnRun:
         self._due = 0.0  # refreshes keep to one per MIN_INTERVAL, on average, from here
         self._rendered_version = -1
         self.interrupt_reason: str | None = None
-        self.approval_timeout = APPROVAL_TIMEOUT
+        self.approval_timeout: float | None = APPROVAL_TIMEOUT  # None: wait without limit
         self.headless = "decline"  # the answer when nobody can be asked: decline, accept or cancel
         self._pending: list[Pending] = []
         self._can_ask = False  # True when answers can reach the kernel while the turn runs
@@ -244,16 +254,19 @@ class TurnRun:
         quick = self.session.ready
         if not quick:
             self._show_view()
+        try:
+            self.session.claim(self)
+        except BaseException as exc:
+            self._fail_to_start(exc, show=quick)
+            raise
         self.session.set_request_sink(self._on_server_request)
         try:
-            handle, notices = self.session.start_turn(self.prompt, self.settings)
+            handle, notices = self.session.start_turn(self.prompt, self.settings, cancelled=lambda: self.latch.hit)
         except BaseException as exc:
             # Show why in the view, then let the error reach the cell.
             self.session.set_request_sink(None)
-            if quick:
-                self._show_view()
-            self.transcript.abandon(FAILED, str(exc) or type(exc).__name__)
-            self.view.finish(self.transcript)
+            self.session.release(self)
+            self._fail_to_start(exc, show=quick)
             raise
         if quick:
             try:
@@ -261,6 +274,7 @@ class TurnRun:
             except BaseException:
                 self.session.set_request_sink(None)
                 self.session.interrupt(handle)  # nobody would follow the turn
+                self.session.release(self)
                 raise
         self.handle = handle
         self.transcript.thread_id = handle.thread_id
@@ -271,6 +285,24 @@ class TurnRun:
         threading.Thread(target=self._pump, name="codex-magic-pump", daemon=True).start()
         self.view.set_stop(self.stop)
         self._render(force=True)
+
+    def _began(self) -> bool:
+        """Begin the turn; False if an interrupt came before the prompt was sent."""
+        try:
+            self.begin()
+        except TurnNotStarted:
+            return False
+        return True
+
+    def _fail_to_start(self, exc: BaseException, *, show: bool) -> None:
+        if show:
+            self._show_view()
+        if isinstance(exc, TurnNotStarted):
+            self.interrupt_reason = str(exc)
+            self.transcript.abandon(INTERRUPTED, str(exc))
+        else:
+            self.transcript.abandon(FAILED, str(exc) or type(exc).__name__)
+        self.view.finish(self.transcript)
 
     def _show_view(self) -> None:
         try:
@@ -386,8 +418,10 @@ class TurnRun:
                     entry.answer(decline_response(entry.request.method), f"declined: it could not be shown ({exc})")
                     transcript.note("error", f"showing {entry.request.kind} request failed: {exc}")
             else:
-                self.session.close()
-                transcript.abandon(FAILED, f"lost the codex app-server: {entry}")
+                how, transcript.app_server_log = self.session.lose()
+                transcript.abandon(
+                    FAILED, f"lost the codex app-server ({how}); the next %%codex cell starts it again and resumes the thread"
+                )
 
     def _next_render(self) -> float:
         """When the view may be refreshed next, if something changed."""
@@ -412,29 +446,79 @@ class TurnRun:
             if self.transcript.done:
                 return
             reason = self._deadline_passed() or self._cancel_wanted
+            if self.latch.hit:
+                reason = "interrupted by the user"
             if reason:
                 self.request_interrupt(reason)
             if self.interrupt_reason is not None:  # a deadline, or the view's Stop button
                 yield from self._settle()
                 return
+            if not self._waiting_on_model():
+                # A command, a tool or the user is at work: the model's silence counts only
+                # from when it is the model's turn again.
+                self.transcript.progress_at = time.monotonic()
+            waiting = self.waiting()
+            if waiting != self.transcript.waiting:
+                self.transcript.waiting = waiting
+                self.transcript.version += 1
             self._render()
             pending = self._data.is_set() or self.transcript.version != self._rendered_version
+            # Wake for the next deadline too, so that a turn ends on time.
+            deadline = self._next_deadline() - time.monotonic()
             if pending:
                 # Throttled: wake early only when an item completes or the turn ends.
-                yield self._flush, max(0.0, self._next_render() - time.monotonic())
+                yield self._flush, max(0.0, min(self._next_render() - time.monotonic(), deadline))
             else:
-                yield self._data, CLOCK_INTERVAL
+                yield self._data, max(0.0, min(CLOCK_INTERVAL, deadline))
+
+    def _next_deadline(self) -> float:
+        """When the next of --timeout, retry_timeout and stall_timeout falls due (monotonic)."""
+        transcript = self.transcript
+        due = [float("inf")]
+        if self.timeout:
+            due.append(transcript.started + self.timeout)
+        if self.retry_timeout and transcript.retrying_since is not None:
+            due.append(transcript.retrying_since + self.retry_timeout)
+        elif self.stall_timeout:
+            due.append(transcript.progress_at + self.stall_timeout)
+        return min(due) + DEADLINE_SLACK
 
     def _deadline_passed(self) -> str | None:
         transcript = self.transcript
         if self.timeout and transcript.elapsed() > self.timeout:
             return f"timed out after {self.timeout:g} s (--timeout)"
+        now = time.monotonic()
         since = transcript.retrying_since
-        if self.retry_timeout and since is not None and time.monotonic() - since > self.retry_timeout:
+        if self.retry_timeout and since is not None and now - since > self.retry_timeout:
             return (
-                f"gave up after {self.retry_timeout:g} s of retries ({transcript.retry}); "
+                f"gave up after {self.retry_timeout:g} s of retries ({transcript.retry}) with no progress; "
                 "check the network and the model provider, or raise CodexMagic.retry_timeout"
             )
+        if self.stall_timeout and self._waiting_on_model() and now - transcript.progress_at > self.stall_timeout:
+            return (
+                f"gave up after the model sent nothing for {self.stall_timeout:g} s; "
+                "check the network and the model provider, or raise CodexMagic.stall_timeout"
+            )
+        return None
+
+    def _waiting_on_model(self) -> bool:
+        """Whether only the model can move the turn on: no command, tool or request at work."""
+        open_request = any(not pending.answered.is_set() for pending in self._pending)
+        return not open_request and self.transcript.waiting_on_model()
+
+    def waiting(self) -> str | None:
+        """What the turn waits for, when it has waited long enough to say so."""
+        transcript = self.transcript
+        if transcript.retrying_since is not None:
+            limit = (
+                f"; gives up after {self.retry_timeout:g} s without progress (CodexMagic.retry_timeout)"
+                if self.retry_timeout
+                else ""
+            )
+            return f"retrying: {transcript.retry}{limit}"
+        if time.monotonic() - transcript.progress_at >= WAIT_NOTICE and self._waiting_on_model():
+            limit = f"; gives up after {self.stall_timeout:g} s (CodexMagic.stall_timeout)" if self.stall_timeout else ""
+            return f"waiting for the model: nothing received for over {WAIT_NOTICE:g} s{limit}"
         return None
 
     def stop(self) -> None:
@@ -485,6 +569,7 @@ class TurnRun:
     def _finish(self) -> RunResult:
         self._withdraw("the turn ended")
         self.session.set_request_sink(None)
+        self.session.release(self)
         self.view.set_stop(None)
         self._drain()
         if not self.transcript.done:
@@ -503,19 +588,29 @@ class TurnRun:
 
     def run_blocking(self) -> RunResult:
         """Run the turn, blocking the calling thread; Ctrl-C interrupts the turn."""
-        self.begin()
-        self._can_ask = self.view.answers_while_blocking
-        try:
-            for signal, timeout in self._steps():
-                signal.wait(timeout)
-        except KeyboardInterrupt:
+        # Ctrl-C while the turn starts is held until the start has settled (see _interrupts);
+        # after that it raises KeyboardInterrupt in the loop below, as usual.
+        with self.latch:
+            if not self._began():
+                return build_result(self.transcript)
+            self._can_ask = self.view.answers_while_blocking
             try:
-                self.request_interrupt("interrupted by the user")
-                for signal, timeout in self._settle():
-                    signal.wait(timeout)
-            except KeyboardInterrupt:
-                pass
-        return self._finish()
+                try:
+                    self.latch.hold = False
+                    for signal, timeout in self._steps():
+                        signal.wait(timeout)
+                except KeyboardInterrupt:
+                    try:
+                        self.request_interrupt("interrupted by the user")
+                        for signal, timeout in self._settle():
+                            signal.wait(timeout)
+                    except KeyboardInterrupt:
+                        pass
+                finally:
+                    self.latch.hold = True
+                return self._finish()
+            finally:
+                self.session.release(self)  # also when something above failed unexpectedly
 
     async def run_async(self) -> RunResult:
         """Run the turn as a coroutine; cancellation (the kernel's interrupt) interrupts it."""
@@ -523,27 +618,41 @@ class TurnRun:
         self._can_ask = True
         for signal in (self._data, self._flush, self._ended):
             signal.bind(loop)
-        self.begin()
+        def wake() -> None:
+            loop.call_soon_threadsafe(self._data.wake)
+
+        with self.latch:
+            self.latch.wake = wake
+            if not self._began():
+                return build_result(self.transcript)
+            return await self._loop_async()
+
+    async def _loop_async(self) -> RunResult:
         try:
-            for signal, timeout in self._steps():
-                await signal.wait_async(timeout)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and hasattr(task, "uncancel"):
-                task.uncancel()
             try:
-                self.request_interrupt("interrupted by the user")
-                for signal, timeout in self._settle():
+                for signal, timeout in self._steps():
                     await signal.wait_async(timeout)
             except asyncio.CancelledError:
-                pass
-        return self._finish()
+                task = asyncio.current_task()
+                if task is not None and hasattr(task, "uncancel"):
+                    task.uncancel()
+                try:
+                    self.request_interrupt("interrupted by the user")
+                    for signal, timeout in self._settle():
+                        await signal.wait_async(timeout)
+                except asyncio.CancelledError:
+                    pass
+            return self._finish()
+        finally:
+            self.session.release(self)  # also when something above failed unexpectedly
 
 
 def raise_for_status(result: RunResult, *, out: str, reason: str | None = None) -> None:
     """Raise the package's error for a turn that did not complete."""
     status = result.status.value
-    message = result.error.message if result.error else reason
+    # One line: the provider's error text may hold line breaks, escapes and whole pages;
+    # the full text stays in result.error.message.
+    message = one_line(result.error.message if result.error else reason or "", 200)
     if status == FAILED:
         raise TurnFailedError(
             f"{message or 'the turn failed'} (the partial result is in {out})", result

@@ -10,11 +10,12 @@ rollout on disk. This module imports neither IPython nor ipywidgets.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,8 +24,9 @@ from openai_codex.client import CodexClient, CodexConfig
 from openai_codex.errors import CodexRpcError, TransportClosedError
 from openai_codex.types import ReasoningEffort
 
-from ._errors import AppServerError, NotLoggedInError
+from ._errors import AppServerError, NotLoggedInError, TurnBusyError
 from ._requests import APPROVAL_POLICIES, decline_response
+from ._text import hide_secrets, plain
 
 Json = dict[str, Any]
 # Answers a server request (approval, question, tool call); may block for the user.
@@ -44,6 +46,33 @@ _API_KEY_VARS = ("OPENAI_API_KEY", "CODEX_API_KEY")
 # The app-server keeps an API key taken from the environment in memory only.
 _EPHEMERAL_AUTH = 'cli_auth_credentials_store="ephemeral"'
 _ACCOUNT_TIMEOUT = 15.0  # a ChatGPT login's account check may wait on the network
+
+
+# Names that mark an environment variable, or a field of Codex's auth.json, as secret.
+_SECRET_WORDS = ("KEY", "SECRET", "TOKEN", "PASSWORD")
+
+
+def secret_values(env: Mapping[str, str]) -> list[str]:
+    """The secrets a turn could print: such variables of the environment, and Codex's login."""
+    values = [value for name, value in env.items() if any(word in name.upper() for word in _SECRET_WORDS)]
+    home = env.get("CODEX_HOME") or os.path.join(os.path.expanduser("~"), ".codex")
+    try:
+        with open(os.path.join(home, "auth.json"), encoding="utf-8") as file:
+            auth = json.load(file)
+    except (OSError, ValueError):
+        return values
+    pending: list[Any] = [auth]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(value, str) and any(word in str(key).upper() for word in _SECRET_WORDS):
+                    values.append(value)
+                elif isinstance(value, (dict, list)):
+                    pending.append(value)
+        elif isinstance(node, list):
+            pending.extend(node)
+    return values
 
 
 class _AnyResponse(BaseModel):
@@ -104,6 +133,19 @@ _APPROVAL_PARAMS = {
 }
 assert set(_APPROVAL_PARAMS) == set(APPROVAL_POLICIES)
 
+# --sandbox choices (the SDK's Sandbox values) as thread/start's SandboxMode on the wire;
+# turns take the SDK's Sandbox, which maps them itself.
+_SANDBOX_MODES = {"read-only": "read-only", "workspace-write": "workspace-write", "full-access": "danger-full-access"}
+
+# Environment variables with these in their names are not passed to the commands Codex
+# runs (they could print them into the notebook), unless the user's config.toml sets
+# its own shell_environment_policy. Codex matches the patterns case-insensitively.
+SECRET_PATTERNS = tuple(f"*{word}*" for word in _SECRET_WORDS)
+
+
+class TurnNotStarted(Exception):
+    """The turn was called off (a kernel interrupt) before its prompt was sent."""
+
 
 @dataclass(frozen=True)
 class TurnSettings:
@@ -148,8 +190,11 @@ class CodexSession:
         self._thread: Thread | None = None
         self._thread_defaults: dict[str, str | None] = {}
         self._sent_effort: str | None = None  # the effort the thread's last turn ran with
+        self._thread_config: Json = {}  # config overrides every thread starts with
+        self._efforts: dict[str, list[str]] | None = None  # model -> its reasoning efforts
         self._sink: RequestSink | None = None
         self.notices: list[str] = []
+        self._owner: object | None = None  # the turn running on the thread
         self._lock = threading.Lock()
 
     # -- process --------------------------------------------------------------------
@@ -174,6 +219,9 @@ class CodexSession:
         """Start the app-server if it is not running and check that Codex can log in."""
         if self.running:
             return
+        # A command can print them (printenv, cat auth.json); they are hidden wherever
+        # the turn is shown. The model still receives what commands print.
+        hide_secrets(secret_values(os.environ))
         self._discard_client()
         client = self._boot()
         try:
@@ -186,6 +234,7 @@ class CodexSession:
                 login = {"type": "apiKey", "apiKey": key}
                 _with_deadline(lambda: client.account_login_start(login), self.startup_timeout, "the login")
                 self.notices.append("using the API key from the environment (kept in memory)")
+            self._thread_config = self._environment_policy(client)
         except BaseException:
             client.close()
             raise
@@ -228,15 +277,26 @@ class CodexSession:
         for name in _API_KEY_VARS:
             if env.get(name, "").strip():
                 return env[name].strip()
+        settings = self._read_config(client)
+        if settings.get("openai_base_url") or settings.get("model_provider") not in (None, "openai"):
+            return None  # the user's own endpoint, which may need no login
+        raise NotLoggedInError(LOGIN_HELP)
+
+    def _read_config(self, client: CodexClient) -> Json:
+        """The configuration in force (config.toml and its layers), as the app-server reads it."""
         config = _with_deadline(
             lambda: client.request("config/read", {"includeLayers": False}, response_model=_AnyResponse),
             self.startup_timeout,
             "the config check",
         )
-        settings = (config.model_extra or {}).get("config") or {}
-        if settings.get("openai_base_url") or settings.get("model_provider") not in (None, "openai"):
-            return None  # the user's own endpoint, which may need no login
-        raise NotLoggedInError(LOGIN_HELP)
+        return (config.model_extra or {}).get("config") or {}
+
+    def _environment_policy(self, client: CodexClient) -> Json:
+        """Thread config that keeps secrets out of commands, unless the user set a policy."""
+        policy = self._read_config(client).get("shell_environment_policy") or {}
+        if any(value is not None for value in policy.values()):
+            return {}
+        return {"shell_environment_policy": {"exclude": list(SECRET_PATTERNS)}}
 
     def _new_client(self, config: tuple[str, ...] = ()) -> _Client:
         codex_bin, path_dir = bundled_codex()
@@ -258,11 +318,28 @@ class CodexSession:
 
     def _discard_client(self) -> None:
         client, self._client = self._client, None
+        self._efforts = None
         if client is not None:
             try:
                 client.close()
             except Exception:  # a dead process raises BrokenPipeError here
                 pass
+
+    def lose(self) -> tuple[str, str]:
+        """Forget an app-server that stopped: how it ended, and the tail of its log."""
+        client = self._client
+        proc = client._proc if client is not None else None
+        how, log = "it stopped", ""
+        if client is not None and proc is not None:
+            try:
+                code = proc.wait(timeout=1.0)
+            except Exception:
+                code = None
+            if code is not None:
+                how = f"killed by signal {-code}" if code < 0 else f"it exited with code {code}"
+            log = plain(client._stderr_tail())  # private: the SDK keeps the log but has no accessor
+        self._discard_client()
+        return how, log
 
     def close(self) -> None:
         """Stop the app-server process; the thread id is kept for a later resume."""
@@ -309,16 +386,28 @@ class CodexSession:
         notice = None
         if self._thread is not None and self._thread._client is not self._client:
             try:
-                resumed = self._client.thread_resume(self._thread.id, {"cwd": settings.cwd})
+                resume: Json = {"cwd": settings.cwd}
+                if self._thread_config:
+                    resume["config"] = self._thread_config
+                resumed = self._client.thread_resume(self._thread.id, resume)
                 self._thread = Thread(self._client, resumed.thread.id)
                 return self._thread, "the codex app-server was restarted; the thread was resumed"
             except Exception as exc:
                 notice = f"the codex app-server was restarted and the thread could not be resumed ({exc}); started a new thread"
                 self._thread = None
         if self._thread is None:
-            params: Json = {"cwd": settings.cwd, "sandbox": settings.sandbox, **_APPROVAL_PARAMS[settings.approval]}
-            if settings.model:
-                params["model"] = settings.model
+            # No model here: a model given at thread start becomes the thread's default,
+            # and --model is for one turn. Every turn names its model (see _start_turn).
+            params: Json = {
+                # Raw model items: they carry commands the app-server does not report (see
+                # Transcript._raw). Not in the SDK's ThreadStartParams; the dict passes through.
+                "experimentalRawEvents": True,
+                "cwd": settings.cwd,
+                "sandbox": _SANDBOX_MODES[settings.sandbox],
+                **_APPROVAL_PARAMS[settings.approval],
+            }
+            if self._thread_config:
+                params["config"] = self._thread_config
             started = self._client.thread_start(params)
             self._thread = Thread(self._client, started.thread.id)
             effort = started.reasoning_effort
@@ -328,20 +417,48 @@ class CodexSession:
             }
         return self._thread, notice
 
-    def start_turn(self, prompt: str, settings: TurnSettings) -> tuple[TurnHandle, list[str]]:
-        """Start a turn on the kernel's thread; returns its handle and what to tell the user."""
+    def claim(self, owner: object) -> None:
+        """Reserve the thread for one turn; a second turn while it runs is refused.
+
+        Two ``turn/start`` requests on one thread make one turn of both prompts, whose
+        items would reach both cells: one turn at a time, the second fails at once.
+        """
+        with self._lock:
+            if self._owner is not None and self._owner is not owner:
+                raise TurnBusyError(
+                    "a %%codex turn is already running in this kernel: wait for it to end "
+                    "(or stop it) before starting another"
+                )
+            self._owner = owner
+
+    def release(self, owner: object) -> None:
+        """Free the thread for the next turn (once the owner's turn has ended)."""
+        with self._lock:
+            if self._owner is owner:
+                self._owner = None
+
+    def start_turn(
+        self, prompt: str, settings: TurnSettings, *, cancelled: Callable[[], bool] = lambda: False
+    ) -> tuple[TurnHandle, list[str]]:
+        """Start a turn on the kernel's thread; returns its handle and what to tell the user.
+
+        ``cancelled`` is asked just before the prompt is sent: when it says yes (a
+        kernel interrupt during the app-server's start), TurnNotStarted is raised.
+        """
         with self._lock:
             try:
-                handle, notice = self._start_turn(prompt, settings)
+                handle, notice = self._start_turn(prompt, settings, cancelled)
             except (TransportClosedError, BrokenPipeError):
                 # The process died since the last turn (it may not be reaped yet):
                 # start a new one, which resumes the thread.
                 self._discard_client()
-                handle, notice = self._start_turn(prompt, settings)
+                handle, notice = self._start_turn(prompt, settings, cancelled)
             notices, self.notices = self.notices + ([notice] if notice else []), []
             return handle, notices
 
-    def _start_turn(self, prompt: str, settings: TurnSettings) -> tuple[TurnHandle, str | None]:
+    def _start_turn(
+        self, prompt: str, settings: TurnSettings, cancelled: Callable[[], bool]
+    ) -> tuple[TurnHandle, str | None]:
         self.start()
         thread, notice = self._ensure_thread(settings)
         # Settings passed to a turn stick to the thread, so every turn passes all
@@ -353,8 +470,12 @@ class CodexSession:
             # back to, so go back to Codex's documented default.
             effort = DEFAULT_EFFORT
         self._sent_effort = effort
+        if settings.effort and model:
+            notice = self._effort_notice(model, settings.effort) or notice
         assert self._client is not None
         self._client.turn_approval = _APPROVAL_PARAMS[settings.approval]
+        if cancelled():
+            raise TurnNotStarted("interrupted before the prompt was sent")
         handle = thread.turn(
             prompt,
             cwd=settings.cwd,
@@ -363,6 +484,32 @@ class CodexSession:
             sandbox=Sandbox(settings.sandbox),
         )
         return handle, notice
+
+    def _effort_notice(self, model: str, effort: str) -> str | None:
+        """What to tell the user when the model does not offer the reasoning effort asked for."""
+        if self._efforts is None:
+            client = self._client
+            assert client is not None
+            try:
+                listed = _with_deadline(lambda: client.model_list(include_hidden=True), 5.0, "the model list")
+                self._efforts = {
+                    entry.model: [level.reasoning_effort.value for level in entry.supported_reasoning_efforts]
+                    for entry in listed.data
+                }
+            except Exception:
+                self._efforts = {}
+        offered = self._efforts.get(model)
+        if offered is None:
+            if effort != "ultra":
+                return None  # a model of the user's own provider: its levels are unknown
+            offering = [name for name, levels in self._efforts.items() if "ultra" in levels]
+            return (
+                f"effort 'ultra' is not a level {model} offers (it is for {', '.join(offering) or 'listed models'});"
+                " Codex sends its default effort instead"
+            )
+        if effort in offered:
+            return None
+        return f"{model} does not offer effort {effort!r}: it offers {', '.join(offered)} (Codex may adjust or the model may refuse it)"
 
     def interrupt(self, handle: TurnHandle, *, timeout: float = 1.0) -> bool:
         """Ask the app-server to interrupt a turn; False if it did not answer in time."""

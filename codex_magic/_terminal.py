@@ -6,6 +6,9 @@ Items can interleave (a message streaming while a command runs), so whenever the
 text switches from one item to another mid-line a new line starts, and an item
 that resumes gets a short label. ANSI colour is used only when the stream is a TTY
 (and neither ``NO_COLOR`` nor IPython's ``--colors=NoColor`` asks for none).
+Everything reaches the terminal through :meth:`TextView._write`, which lets only SGR
+colour sequences through: no text Codex, the model or a command printed can set the
+window title, write the clipboard, make links or move the cursor.
 """
 
 from __future__ import annotations
@@ -16,8 +19,16 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
-from ._render import render_item, render_notice, render_request
+from ._html import _ERR, _OK
+from ._render import (
+    command_line,
+    command_mark,
+    render_item,
+    render_notice,
+    render_request,
+)
 from ._requests import DECLINE, QUESTION, SUBMIT, AnswerError, Field, decline_response
+from ._text import for_terminal
 from ._transcript import COMPLETED, FAILED, ItemState, Transcript
 from ._view import header
 
@@ -100,9 +111,8 @@ class TextView:
         if secret:
             import getpass
 
-            return getpass.getpass(prompt)
-        self.stream.write(prompt)
-        self.stream.flush()
+            return getpass.getpass(for_terminal(prompt, colour=False))
+        self._write(prompt)
         line = (self.prompt_in or sys.stdin).readline()
         if not line:
             raise EOFError
@@ -111,7 +121,7 @@ class TextView:
     def _field(self, field: Field) -> str:
         title = field.label or field.question or field.id
         for number, (option, about) in enumerate(zip(field.options, field.descriptions or field.options), 1):
-            self.stream.write(f"{INDENT}{number}) {option}{f' - {about}' if about != option else ''}\n")
+            self._write(f"{INDENT}{number}) {option}{f' - {about}' if about != option else ''}\n")
         hint = "a number" + (" or an answer" if field.free_text else "") if field.options else "an answer"
         raw = self._read(f"{INDENT}{title} [{hint}, Enter to skip]: ", secret=field.secret)
         if field.options and raw.isdigit() and 1 <= int(raw) <= len(field.options):
@@ -152,10 +162,10 @@ class TextView:
         for notice in transcript.notices[self._notices :]:
             self._line(None, render_notice(notice.kind, notice.text).text, _YELLOW)
         self._notices = len(transcript.notices)
-        if transcript.retry != self._retry:
-            self._retry = transcript.retry
-            if transcript.retry:
-                self._line(None, f"{INDENT}retrying: {transcript.retry}", _YELLOW)
+        if transcript.waiting != self._retry:
+            self._retry = transcript.waiting
+            if transcript.waiting:
+                self._line(None, f"{INDENT}{transcript.waiting}", _YELLOW)
 
     # -- items ----------------------------------------------------------------------
 
@@ -194,7 +204,7 @@ class TextView:
         item = state.view()
         output = item.get("aggregatedOutput") or ""
         if not shown.begun:
-            self._line(state, f"$ {item.get('command') or ''}", _BOLD, shown)
+            self._line(state, command_line(item), _BOLD, shown)
             shown.begun = True
         if not state.done:
             # While it runs the transcript keeps only the output's tail, after
@@ -265,7 +275,7 @@ class TextView:
                 self._put(f"({label}) ", _DIM)
                 return True
         elif state.type == "commandExecution" and shown.begun:
-            self._put(f"{INDENT}($ {_short(state.view().get('command') or '')}, continued)\n", _DIM)
+            self._put(f"{INDENT}({_short(command_line(state.view()), 42)}, continued)\n", _DIM)
         return False
 
     def _line(
@@ -298,8 +308,12 @@ class TextView:
     def _flush(self) -> None:
         if self._out:
             text, self._out = "".join(self._out), []
-            self.stream.write(text)
-            self.stream.flush()
+            self._write(text)
+
+    def _write(self, text: str) -> None:
+        """Write to the terminal: the one way out, with every control sequence but colour removed."""
+        self.stream.write(for_terminal(text, colour=self.colour))
+        self.stream.flush()
 
 
 def _wants_colour(stream: TextIO) -> bool:
@@ -313,20 +327,9 @@ def _wants_colour(stream: TextIO) -> bool:
 
 
 def _badge(item: dict[str, Any], *, done: bool) -> tuple[str, str]:
-    """A command's closing mark, e.g. ``exit 0 · 0.12 s``, and its colour."""
-    code, status = item.get("exitCode"), item.get("status")
-    if not done:
-        return "unfinished", _YELLOW
-    if status == "declined":
-        badge, style = "declined", _YELLOW
-    elif code is None:
-        badge, style = str(status or "ended"), _YELLOW
-    else:
-        badge, style = f"exit {code}", _GREEN if code == 0 else _RED
-    duration = item.get("durationMs")
-    if isinstance(duration, (int, float)):
-        badge += f" · {duration / 1000:.2f} s"
-    return badge, style
+    """A command's closing mark as the widget shows it, e.g. ``exit 0 · 120 ms``, and its ANSI colour."""
+    mark, colour = command_mark(item, "done" if done else "unfinished")
+    return mark, {_OK: _GREEN, _ERR: _RED}.get(colour, _YELLOW)
 
 
 def _count_lines(text: str) -> int:

@@ -1,14 +1,17 @@
 """Plain-text helpers shared by the renderer: reading untrusted wire dicts, sizes and counts.
 
 Nothing here builds markup or escapes anything; that is :mod:`codex_magic._html`'s job.
+The two control-sequence filters live here: :func:`plain` for every rendered form
+(HTML, Markdown, text) and :func:`for_terminal` for what a terminal receives.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
-from typing import Any
+from typing import Any, Iterable
 
 Json = dict[str, Any]
 
@@ -100,3 +103,85 @@ def shown_command(command: str) -> str:
     if len(words) == 3 and os.path.basename(words[0]) in _SHELLS and words[1] in ("-c", "-lc"):
         return words[2]
     return command
+
+
+def short_id(thread_id: str) -> str:
+    """The part of an id that tells threads apart: its last 8 hex digits.
+
+    Thread ids are time-ordered UUIDv7s: threads started within a minute share their
+    first characters, while the last ones are random.
+    """
+    digits = thread_id.replace("-", "")
+    return digits[-8:] if len(digits) > 8 else thread_id
+
+
+# -- control sequences ---------------------------------------------------------------------------
+
+# One pass over the text: terminal control sequences and control characters. The string
+# sequences (OSC, DCS, SOS, PM, APC) end at BEL or ST, or at the end of the line, so an
+# unterminated one hides no more than its own line. SGR (colour) is captured in group 1.
+_SEQUENCES = (
+    r"|\x1b\[[0-?]*[ -/]*[@-~]?"  # CSI, also cut short
+    r"|\x9b[0-?]*[ -/]*[@-~]?"  # CSI, 8-bit
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"  # OSC, DCS, SOS, PM, APC
+    r"|\x1b[ -/]*[0-~]?"  # any other escape sequence, or a lone ESC
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"  # C0 and C1 controls but tab and newline; DEL
+)
+_CONTROLS = re.compile(r"(?!)" + _SEQUENCES)
+_CONTROLS_BUT_SGR = re.compile(r"(\x1b\[[0-9;:]*m)" + _SEQUENCES)
+
+
+def _newlines(text: str) -> str:
+    # A carriage return ends a line: CRLF is one newline, and a lone CR (progress bars,
+    # text that would overwrite itself on a terminal) starts a new line, so nothing hides.
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def plain(text: str) -> str:
+    """``text`` without control sequences or control characters (newline and tab stay)."""
+    return redact(_CONTROLS.sub("", _newlines(text)))
+
+
+def for_terminal(text: str, *, colour: bool) -> str:
+    """``text`` safe to write to a terminal: only SGR colour sequences pass, and only with ``colour``."""
+    text = _newlines(text)
+    return redact(_CONTROLS_BUT_SGR.sub(r"\1", text) if colour else _CONTROLS.sub("", text))
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` as one clean line of at most ``limit`` characters (for error messages)."""
+    line = " ".join(plain(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "\u2026"
+
+
+# -- secrets ------------------------------------------------------------------------------------
+
+# The values the session registered as secret (API keys, tokens), longest first.
+_secrets: re.Pattern[str] | None = None
+HIDDEN = "\u2022" * 8  # what a secret reads as wherever a turn is shown
+SECRET_MIN_CHARS = 8  # shorter values are too likely to be ordinary words
+
+
+def hide_secrets(values: Iterable[str]) -> None:
+    """Show these values as ``HIDDEN`` in every rendering, terminal output and result item."""
+    global _secrets
+    kept = sorted({value for value in values if len(value) >= SECRET_MIN_CHARS}, key=len, reverse=True)
+    _secrets = re.compile("|".join(map(re.escape, kept))) if kept else None
+
+
+def redact(text: str) -> str:
+    """``text`` with the registered secrets hidden."""
+    return _secrets.sub(HIDDEN, text) if _secrets is not None and text else text
+
+
+def redact_json(value: Any) -> Any:
+    """A wire value (dicts, lists, strings) with the registered secrets hidden in every string."""
+    if _secrets is None:
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_json(item) for item in value]
+    return value

@@ -13,6 +13,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._reconcile import command_items_from_raw, missing_items
+from ._text import redact_json
+
 Json = dict[str, Any]
 
 RUNNING = "running"
@@ -30,6 +33,12 @@ _TEXT_DELTAS = {
     "item/commandExecution/outputDelta": "aggregatedOutput",
     "item/plan/delta": "text",
 }
+
+
+# Items the model streams: a retried request streams them again, as new items.
+_RESENT_ON_RETRY = ("agentMessage", "reasoning", "plan")
+# Items streamed by the model; while only these are in flight, the turn waits on the model.
+MODEL_ITEMS = frozenset(_RESENT_ON_RETRY)
 
 
 @dataclass
@@ -94,9 +103,18 @@ class Transcript:
         self.turn_tokens: int | None = None  # tokens of all this turn's model requests
         self._tokens_before: int | None = None
         self.turn: Json | None = None
+        self.waiting: str | None = None  # what the turn waits for, when it is worth saying
+        self.app_server_log = ""  # the app-server's last log lines, when it was lost mid-turn
         self.retry: str | None = None
         # When the turn started retrying without progress since (monotonic seconds).
         self.retrying_since: float | None = None
+        # The last real progress: any event, except that while retrying only a completed
+        # item counts (each retry sends its partial output again).
+        self.progress_at = time.monotonic()
+        # Items a retry made stale: each retry streams the partial message again as a new
+        # item, so an item of the same type that starts replaces them.
+        self._stale: dict[str, list[str]] = {}
+        self._raw_calls: list[Json] = []  # the model's tool calls and their outputs, raw
         self.started = time.monotonic()
         self.ended: float | None = None
         self.version = 0
@@ -106,8 +124,12 @@ class Transcript:
     def apply(self, method: str, params: Json) -> None:
         """Fold one notification into the state."""
         self.version += 1
-        if method != "error" and self.retry is not None and method.startswith("item/"):
-            self.retry = self.retrying_since = None  # progress: the retry worked
+        if self.retrying_since is None:
+            if method not in ("error", "warning"):
+                self.progress_at = time.monotonic()
+        elif method in ("item/completed", "turn/completed"):
+            self.retry = self.retrying_since = self.waiting = None  # progress: the retry got further
+            self.progress_at = time.monotonic()
         if method in _TEXT_DELTAS:
             self._append(params, _TEXT_DELTAS[method], params.get("delta", ""))
         elif method == "item/reasoning/summaryTextDelta":
@@ -136,6 +158,8 @@ class Transcript:
             self._revise(params, "changes", params.get("changes"))
         elif method == "item/mcpToolCall/progress":
             self._revise(params, "progress", params.get("message"))
+        elif method == "rawResponseItem/completed":
+            self._raw(params.get("item") or {})
         elif method == "item/autoApprovalReview/completed":
             self.notices.append(Notice("auto-review", _review_text(params)))
 
@@ -182,11 +206,14 @@ class Transcript:
         item_id = item.get("id", f"item-{len(self.items)}")
         if item_id in self.items:
             return
+        for stale in self._stale.pop(item.get("type", "unknown"), []):
+            self.items.pop(stale, None)
         self.items[item_id] = ItemState(
             id=item_id, type=item.get("type", "unknown"), data=item, started_at=time.monotonic()
         )
 
     def _complete(self, item: Json) -> None:
+        item = redact_json(item)  # what the result keeps shows no secret either
         item_id = item.get("id", f"item-{len(self.items)}")
         state = self.items.get(item_id)
         if state is None:
@@ -205,6 +232,25 @@ class Transcript:
             state.done = True
             self.completed_order.append(item_id)
 
+    def _raw(self, item: Json) -> None:
+        """A raw model item: rebuild a command the app-server ran but did not report.
+
+        A command the sandbox stops within its first 150 ms gets no item events from
+        app-server 0.163 (openai/codex#47433), though the model receives its output; the
+        raw tool call and its output still arrive, and carry the item's id.
+        """
+        kind = item.get("type")
+        if kind not in ("function_call", "function_call_output"):
+            return
+        self._raw_calls.append(item)
+        call_id = item.get("call_id")
+        if kind != "function_call_output" or call_id in self.items:
+            return
+        rebuilt = command_items_from_raw(self._raw_calls, cwd=self.settings.get("cwd") or "")
+        for missing in missing_items(self.items, rebuilt):
+            if missing.get("id") == call_id:
+                self._complete(missing)
+
     def _usage(self, usage: Json) -> None:
         self.usage = usage
         total = (usage.get("total") or {}).get("totalTokens", 0)
@@ -216,8 +262,12 @@ class Transcript:
         message = (params.get("error") or {}).get("message") or "unknown error"
         if params.get("willRetry"):
             self.retry = message
+            self.waiting = f"retrying: {message}"
             if self.retrying_since is None:
                 self.retrying_since = time.monotonic()
+            for state in self.items.values():
+                if not state.done and state.type in _RESENT_ON_RETRY:
+                    self._stale.setdefault(state.type, []).append(state.id)
         else:
             self.error = message
 
@@ -229,7 +279,7 @@ class Transcript:
         error = turn.get("error")
         if error:
             self.error = error.get("message") or self.error
-        self.retry = self.retrying_since = None
+        self.retry = self.retrying_since = self.waiting = None
         self.ended = time.monotonic()
 
     # -- reading --------------------------------------------------------------------
@@ -243,6 +293,10 @@ class Transcript:
         """Seconds since the turn started, frozen when it ends."""
         return (self.ended or time.monotonic()) - self.started
 
+    def waiting_on_model(self) -> bool:
+        """Whether nothing but the model is at work: no command, tool or other item in flight."""
+        return all(state.done or state.type in MODEL_ITEMS for state in self.items.values())
+
     def ordered(self) -> list[ItemState]:
         """Items in the order they started."""
         return list(self.items.values())
@@ -250,7 +304,7 @@ class Transcript:
     def result_items(self) -> list[Json]:
         """Completed items in completion order, then those still in flight."""
         in_flight = [s for s in self.ordered() if not s.done]
-        return [self.items[i].data for i in self.completed_order] + [s.view() for s in in_flight]
+        return [self.items[i].data for i in self.completed_order] + [redact_json(s.view()) for s in in_flight]
 
 
 def final_response(items: list[Json]) -> str | None:

@@ -28,6 +28,7 @@ from ._render import (
     next_cut,
 )
 from ._requests import AnswerError
+from ._text import plain
 from ._transcript import ItemState, Transcript
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -53,7 +54,7 @@ def _header_facts(transcript: Transcript) -> dict[str, Any]:
 
 def header(transcript: Transcript) -> Rendered:
     """The status line of a turn as it stands."""
-    return render_header(**_header_facts(transcript), retry=transcript.retry)
+    return render_header(**_header_facts(transcript), retry=transcript.waiting)
 
 
 def image_data_url(path: str) -> str | None:
@@ -248,7 +249,10 @@ class WidgetView:
         self.handle = display(self._bundle(Rendered(html="", text=starting.text)), raw=True, display_id=True)
 
     def _button(self, description: str, **traits: Any) -> Any:
-        return self._widgets.Button(description=description, layout=self._button_layout, style=self._button_style, **traits)
+        # A label may come from the request (a command to always allow): shown without control sequences.
+        return self._widgets.Button(
+            description=plain(description), layout=self._button_layout, style=self._button_style, **traits
+        )
 
     def _html(self, value: str) -> Any:
         return self._widgets.HTML(value, layout=self._layout, style=self._style)
@@ -300,6 +304,7 @@ class WidgetView:
         self._set(self.header, header(transcript).html)
         changed = False
         retired: list[_Blocks] = []
+        dropped: list[Any] = []
         for state in transcript.ordered():
             known = self._items.get(state.id)
             # A finished turn re-renders items still in flight, to mark them unfinished.
@@ -327,6 +332,18 @@ class WidgetView:
             elif child is not None:
                 self._set(child, html)
             self._items[state.id] = (child, state.version)
+        for gone in [key for key in self._items if key not in transcript.items]:
+            # A retry made the item stale: the model streams it again as a new one.
+            child = self._items.pop(gone)[0]
+            blocks = self._streams.pop(gone, None)
+            box = blocks.box if blocks is not None else child
+            if box in self._item_order:
+                self._item_order.remove(box)
+                changed = True
+            if blocks is not None:
+                retired.append(blocks)
+            elif child is not None:
+                dropped.append(child)
         notices = transcript.notices
         changed |= self._extra(
             "notices", tuple(notices), lambda ns: "".join(render_notice(n.kind, n.text).html for n in ns)
@@ -337,6 +354,8 @@ class WidgetView:
             self._layout_children()
         for blocks in retired:
             blocks.close()
+        for child in dropped:
+            child.close()  # after the layout no longer shows it
 
     def _stream(self, state: ItemState, turn_done: bool, known: Any) -> bool:
         """Show a long message still streaming as blocks and a tail; False if it is not one."""
@@ -389,13 +408,14 @@ class WidgetView:
         for field in fields:
             row: list[Any] = []
             if len(fields) > 1:
-                row.append(widgets.Label(field.label or field.question or field.id))
+                row.append(widgets.Label(plain(field.label or field.question or field.id)))
             pick = text = None
             if field.options:
+                # Shown without control sequences; the answer is the option as Codex sent it.
                 pick = widgets.ToggleButtons(
-                    options=list(field.options),
+                    options=[(plain(option), option) for option in field.options],
                     value=None,
-                    tooltips=[d or o for o, d in zip(field.options, field.descriptions or field.options)],
+                    tooltips=[plain(d or o) for o, d in zip(field.options, field.descriptions or field.options)],
                     style={"button_width": "auto"},
                 )
                 row.append(pick)

@@ -105,6 +105,9 @@ app-server reacts like this; all of these end in ``turn/completed`` with status
 * ``Reply(items, stall_after=n)``: sends ``n`` events, then holds the
   connection silently until Codex's ``stream_idle_timeout_ms`` expires
   ("idle timeout waiting for SSE"), the client disconnects, or the server closes.
+* ``Reply(items, failed=True, error_message=..., error_code=...)``: the stream
+  ends with ``response.failed`` ("The server had an error"; the code
+  ``context_length_exceeded`` becomes Codex's "ran out of room" error).
 * ``Reply(items, delay=0.2)``: a slow but healthy stream, 0.2 s between events;
   useful to test interrupts and live rendering.
 
@@ -130,7 +133,7 @@ is a list of entries:
 * ``{"items": [item, ...]}`` with items in the forms above (no reply keys)
 
 Any entry except ``http_error`` may also carry the reply keys ``delay``,
-``stall_after``, ``break_after`` and ``usage``
+``stall_after``, ``break_after``, ``failed`` and ``usage``
 (``{"input_tokens": 10, "output_tokens": 5}``).
 """
 
@@ -515,7 +518,9 @@ class Reply:
     """One scripted HTTP response to one ``POST /v1/responses``.
 
     A 200 reply streams ``response.created``, the items' events and
-    ``response.completed``, ``delay`` seconds apart.  ``break_after=n`` ends the
+    ``response.completed``, ``delay`` seconds apart.  ``failed=True`` ends it with
+    ``response.failed`` instead, carrying ``error_message`` and ``error_code`` (such as
+    ``context_length_exceeded``).  ``break_after=n`` ends the
     body abruptly after ``n`` events; ``stall_after=n`` sends ``n`` events and
     then holds the connection silently.  Any other ``status`` sends that HTTP
     error with a JSON body ``{"error": {"message", "type", "code"}}``.
@@ -530,6 +535,7 @@ class Reply:
     delay: float = 0.0
     stall_after: int | None = None
     break_after: int | None = None
+    failed: bool = False
     usage: Usage = Usage()
 
     def __post_init__(self) -> None:
@@ -577,6 +583,11 @@ class Reply:
                 item_events = [_item_done(dict(item), index)]
             events.extend(item_events)
             output.append(item_events[-1]["item"])
+        if self.failed:
+            error = {"code": self.error_code or "server_error", "message": self.error_message}
+            response = {"id": response_id, "object": "response", "status": "failed", "error": error}
+            events.append({"type": "response.failed", "response": response})
+            return events
         events.append(
             {
                 "type": "response.completed",
@@ -1014,7 +1025,7 @@ def serve_demo(*, codex_home: str | os.PathLike[str] | None = None) -> ScriptedM
 # --------------------------------------------------------------------------
 # JSON scripts and the command line.
 
-_REPLY_KEYS = frozenset({"delay", "stall_after", "break_after", "usage"})
+_REPLY_KEYS = frozenset({"delay", "stall_after", "break_after", "failed", "usage"})
 
 
 def load_script(source: str | os.PathLike[str] | Sequence[Any]) -> list[Entry]:

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
+import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from codex_magic.scripted_model import ScriptedModel, write_codex_config
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Where fault and soak tests keep what they measured, for docs/reliability.md.
+NUMBERS = Path(os.environ.get("CODEX_MAGIC_NUMBERS", Path(tempfile.gettempdir()) / "codex-magic-numbers.jsonl"))
+
+
+def record(test: str, **numbers: Any) -> None:
+    """Print measured numbers (seen with -s) and append them to NUMBERS."""
+    line = json.dumps({"test": test, **numbers})
+    print(f"\n[measured] {line}")
+    NUMBERS.parent.mkdir(parents=True, exist_ok=True)
+    with NUMBERS.open("a") as numbers_file:
+        numbers_file.write(line + "\n")
 
 
 @dataclass

@@ -355,3 +355,27 @@ def test_long_streaming_message_is_sent_in_blocks(kernel: Kernel, offline: Offli
     assert max(sizes[:-3]) < len(text) / 2, sizes
     assert "Paragraph 119" in final["text/html"] and "Paragraph 0" in final["text/html"]
     assert kernel.value("len(_codex_result.final_response)") == str(len(text))
+
+
+def test_prompt_like_lines_reach_the_model_as_written(kernel: Kernel, offline: Offline) -> None:
+    offline.model.add(message("Seen."))
+    # IPython strips such prompts from ordinary cells; a %%codex cell's text is the request.
+    body = ">>> total = 1 + 1\n... more\nIn [1]: x = 2\n   ...: y = 3\n    indented"
+
+    execution = kernel.run(f"\n  %%codex --effort low\n  {body.replace(chr(10), chr(10) + '  ')}\n\n")
+    assert execution.error is None, execution.error
+    assert kernel.value("_codex_result.final_response") == "Seen."
+    assert body in offline.model.requests[-1].input_texts("user")
+    assert (offline.model.requests[-1].body.get("reasoning") or {}).get("effort") == "low"
+
+
+def test_bad_config_fails_the_cell_and_keeps_the_value(kernel: Kernel) -> None:
+    for assignment in ('effort = "bogus"', "approval_timeout = -1"):
+        execution = kernel.run(f"%config CodexMagic.{assignment}")
+        assert execution.reply["content"]["status"] == "error"
+        assert execution.stderr.startswith("UsageError: %config CodexMagic.") and execution.stderr.count("\n") == 1
+        assert "The setting is unchanged." in execution.stderr
+    magic = "get_ipython().magics_manager.registry['CodexMagic']"
+    assert kernel.value(f"({magic}.effort, {magic}.approval_timeout)") == "(None, 600.0)"
+    assert kernel.run('%config CodexMagic.effort = "high"').reply["content"]["status"] == "ok"
+    assert kernel.value(f"{magic}.effort") == "high"

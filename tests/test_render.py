@@ -347,7 +347,7 @@ def test_agent_message_running_cursor_and_commentary() -> None:
 )
 def test_command_badges(changes: dict[str, Any], running: bool, badge: str) -> None:
     rendered = render_item({**ITEMS["commandExecution"], **changes}, running=running)
-    assert badge in rendered.text
+    assert f"{badge[:-1]} \u00b7 1.23 s]" in rendered.text
     assert f">{esc(badge[1:-1])}</span>" in rendered.html
     assert f"`{badge[1:-1]}`" in rendered.markdown
 
@@ -355,7 +355,7 @@ def test_command_badges(changes: dict[str, Any], running: bool, badge: str) -> N
 def test_command_text_form() -> None:
     rendered = render_item(ITEMS["commandExecution"])
     # Shown as the model wrote it, without the shell Codex wraps it in.
-    assert rendered.text == "$ ls -1  [exit 0] \u00b7 1.23 s\na.txt\nb.txt"
+    assert rendered.text == "$ ls -1  [exit 0 \u00b7 1.23 s]\na.txt\nb.txt"
     assert "/work/ws" in rendered.html
     assert "#1a7f37" in rendered.html  # green for exit 0
     assert "#cf222e" in render_item({**ITEMS["commandExecution"], "exitCode": 1}).html
@@ -532,7 +532,7 @@ USAGE = {
     "total": {"totalTokens": 5678, "inputTokens": 5000, "outputTokens": 678},
     "modelContextWindow": 258400,
 }
-INFO = TurnInfo(thread_id="0123456789abcdef-rest", model="gpt-5-codex", sandbox="workspace-write", cwd="/work")
+INFO = TurnInfo(thread_id="01a23228-870b-7231-9503-a2b563aae282", model="gpt-5-codex", sandbox="workspace-write", cwd="/work")
 
 
 @pytest.mark.parametrize(
@@ -559,23 +559,31 @@ def test_header_shows_all_facts() -> None:
         assert "12.3 s" in form
         assert "gpt-5-codex" in form
         assert "sandbox workspace-write" in form
-        assert "thread 01234567" in form
-        assert "0123456789" not in form  # the id is shortened
-        assert "tokens: 1,234 this turn, 5,678 thread" in form
-        assert "of 258,400" in form
+        assert "thread 63aae282" in form
+        assert "01a23228" not in form  # the id is shortened
+        assert "tokens: 1,234 this turn (all its model requests), 5,678 this thread" in form
+        assert "of 258,400 tokens" in form
     # The percentage's basis is checked separately (below).
-    assert re.fullmatch(
-        "\\[codex\\] \u2714 completed \u00b7 12.3 s \u00b7 gpt-5-codex \u00b7 sandbox workspace-write"
-        " \u00b7 thread 01234567 \u00b7 tokens: 1,234 this turn, 5,678 thread \u00b7 context [0-9]+% of 258,400",
-        rendered.text,
+    assert rendered.text == (
+        "[codex] \u2714 completed \u00b7 12.3 s \u00b7 gpt-5-codex \u00b7 sandbox workspace-write"
+        " \u00b7 thread 63aae282 \u00b7 tokens: 1,234 this turn (all its model requests), 5,678 this thread"
+        " \u00b7 context: 1,234 of 258,400 tokens (0%)"
     )
     check_html(rendered.html)
+
+
+def test_header_tells_threads_of_the_same_minute_apart() -> None:
+    # Thread ids are UUIDv7s: their first characters are the time they started.
+    ids = ("01a23228-870b-7231-9503-a2b563aae282", "01a23228-887b-7083-aa29-f518c35897f6")
+    shown = [render_header(status="completed", elapsed=1.0, info=TurnInfo(thread_id=t)).text for t in ids]
+    assert shown[0] != shown[1]
+    assert shown[0].endswith("thread 63aae282") and shown[1].endswith("thread c35897f6")
 
 
 def test_header_context_percentage() -> None:
     usage = {"last": {"totalTokens": 64600}, "total": {"totalTokens": 64600}, "modelContextWindow": 258400}
     rendered = render_header(status="running", elapsed=0.0, info=TurnInfo(), usage=usage)
-    assert "context 25% of 258,400" in rendered.text
+    assert "context: 64,600 of 258,400 tokens (25%)" in rendered.text
 
 
 def test_header_context_percentage_uses_the_last_request() -> None:
@@ -583,7 +591,7 @@ def test_header_context_percentage_uses_the_last_request() -> None:
     usage = {"last": {"totalTokens": 25840}, "total": {"totalTokens": 900000}, "modelContextWindow": 258400}
     rendered = render_header(status="running", elapsed=0.0, info=TurnInfo(), usage=usage)
     # 10% by plain ratio, about 6% with Codex's own 12,000-token baseline; never 348%.
-    match = re.search(r"context (\d+)% of 258,400", rendered.text)
+    match = re.search(r"context: 25,840 of 258,400 tokens \((\d+)%\)", rendered.text)
     assert match is not None
     assert 0 <= int(match.group(1)) <= 10
 
@@ -594,7 +602,7 @@ def test_header_without_optional_facts() -> None:
     no_window = render_header(
         status="running", elapsed=0.0, info=TurnInfo(), usage={"last": {"totalTokens": 1}, "total": {"totalTokens": 2}}
     )
-    assert "tokens: 1 last request, 2 thread" in no_window.text  # the turn's own count unknown
+    assert no_window.text.endswith("tokens: 2 this thread")  # the turn's own count unknown: not guessed
     assert "context" not in no_window.text
 
 
@@ -609,11 +617,11 @@ def test_header_counts_all_of_the_turns_requests() -> None:
     rendered = render_header(
         status="completed", elapsed=0.0, info=TurnInfo(), usage=transcript.usage, turn_tokens=transcript.turn_tokens
     )
-    assert "tokens: 240 this turn, 1,240 thread" in rendered.text
+    assert "tokens: 240 this turn (all its model requests), 1,240 this thread" in rendered.text
 
 
 def test_header_retry_only_while_running_and_error_always() -> None:
-    running = render_header(status="running", elapsed=1.0, info=TurnInfo(), retry="Reconnecting... 2/5")
+    running = render_header(status="running", elapsed=1.0, info=TurnInfo(), retry="retrying: Reconnecting... 2/5")
     assert running.text.endswith("\n  retrying: Reconnecting... 2/5")
     assert "retrying: Reconnecting... 2/5" in check_html(running.html)
     assert "retrying: Reconnecting... 2/5" in running.markdown
@@ -656,7 +664,7 @@ def test_render_turn_marks_running_items() -> None:
         items=items, status="running", elapsed=0.5, info=TurnInfo(), running_ids=frozenset({"m1", "c1"})
     )
     assert "\u258d" in rendered.html
-    assert "[running]" in rendered.text
+    assert "[running \u00b7 1.23 s]" in rendered.text
     finished = render_turn(items=items, status="running", elapsed=0.5, info=TurnInfo())
     assert "\u258d" not in finished.html
 

@@ -845,3 +845,14 @@ def test_link_reference_definitions_reach_across_pieces() -> None:
     text = "See [the docs][d].\n\n" + "".join(f"Paragraph {i}.\n\n" for i in range(20)) + "[d]: https://example.com\n"
     html, _ = _markdown._markdown_parts(text)
     assert 'href="https://example.com"' in html
+
+
+# Thread ids are UUIDv7s: threads started in the same minute share their first characters.
+SAME_MINUTE = ("01a23228-870b-7231-9503-a2b563aae282", "01a23228-887b-7083-aa29-f518c35897f6")
+
+
+def test_sub_agent_thread_ids_are_shortened_to_the_part_that_differs() -> None:
+    collab = render({**ITEMS["collabAgentToolCall"], "receiverThreadIds": list(SAME_MINUTE)})
+    assert "\u2192 63aae282, c35897f6 \u00b7" in collab.text and "01a23228" not in collab.text
+    activity = render({**ITEMS["subAgentActivity"], "agentPath": None, "agentThreadId": SAME_MINUTE[1]})
+    assert activity.text == "[sub-agent] c35897f6 started \u00b7 gpt-x"

@@ -246,3 +246,51 @@ def test_file_change_request_shows_the_diff_of_its_item() -> None:
     rendered = render_request(request)
     assert "notes.txt" in rendered.text and "+hello <b>" in rendered.text and "reason: write notes" in rendered.text
     assert "<b>\n" not in rendered.html and "hello &lt;b&gt;" in rendered.html
+
+
+# -- what a command request asks: only an escalation leaves the sandbox ----------------------------
+
+# Params as the app-server sends them (recorded from codex app-server 0.163.0 with the
+# scripted model). Under ``--approval untrusted`` a command that stays in the sandbox is
+# asked about too; a request to leave the sandbox (the model's
+# ``sandbox_permissions="require_escalated"``) differs only by its ``reason``, the
+# model's justification.
+_ASKED = {
+    "kind": "command",
+    "threadId": "01a23228-870b-7231-9503-a2b563aae282",
+    "turnId": "01a23228-8732-7bc2-9ba8-f388a890f97d",
+    "itemId": "call_3",
+    "startedAtMs": 1796137846662,
+    "environmentId": "local",
+    "command": "/bin/bash -c 'touch /work/m.txt'",
+    "cwd": "/work",
+    "commandActions": [{"type": "unknown", "command": "touch /work/m.txt"}],
+    "proposedExecpolicyAmendment": ["touch", "/work/m.txt"],
+    "availableDecisions": ["accept", {"acceptWithExecpolicyAmendment": {"execpolicy_amendment": ["touch", "/work/m.txt"]}}, "cancel"],
+}
+IN_SANDBOX = Request("item/commandExecution/requestApproval", _ASKED)
+ESCALATED = Request("item/commandExecution/requestApproval", {**_ASKED, "reason": "make a file"})
+
+
+def test_a_command_that_stays_in_the_sandbox_is_not_said_to_leave_it() -> None:
+    rendered = render_request(IN_SANDBOX)
+    assert rendered.text.startswith("? Codex asks to run a command\n$ touch /work/m.txt")
+    assert IN_SANDBOX.summary() == "run a command: touch /work/m.txt"
+    for form in (rendered.text, rendered.html, rendered.markdown, IN_SANDBOX.summary()):
+        assert "outside the sandbox" not in form
+
+
+def test_a_command_that_asks_to_leave_the_sandbox_says_so() -> None:
+    rendered = render_request(ESCALATED)
+    assert rendered.text.startswith("? Codex asks to run a command outside the sandbox\n$ touch /work/m.txt")
+    assert "reason: make a file" in rendered.text
+    assert ESCALATED.summary() == "run a command outside the sandbox: touch /work/m.txt (make a file)"
+
+
+def test_network_permissions_and_terminal_input_are_named_as_such() -> None:
+    network = Request(IN_SANDBOX.method, {**_ASKED, "networkApprovalContext": {"host": "pypi.org", "protocol": "https"}})
+    assert render_request(network).text.startswith("? Codex asks to run a command with network access to pypi.org")
+    more = Request(IN_SANDBOX.method, {**_ASKED, "reason": "fetch", "additionalPermissions": {"network": {"enabled": True}}})
+    assert render_request(more).text.startswith("? Codex asks to run a command with more permissions\n$ touch /work/m.txt\nnetwork access")
+    stdin = Request(IN_SANDBOX.method, {**_ASKED, "kind": "writeStdin"})
+    assert stdin.summary().startswith("write to a running command: ")

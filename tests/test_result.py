@@ -202,12 +202,55 @@ def test_build_result_mid_turn() -> None:
 # -- RunResult: the dataclass and its display ------------------------------------------
 
 
-def test_run_result_adds_no_fields() -> None:
-    assert dataclasses.fields(RunResult) == dataclasses.fields(TurnResult)
-    assert [f.name for f in dataclasses.fields(RunResult)] == [
-        "id", "status", "error", "started_at", "completed_at", "duration_ms", "final_response", "items", "usage",
-    ]
+def test_run_result_keeps_the_sdk_fields_and_adds_only_fields_with_defaults() -> None:
+    sdk = [f.name for f in dataclasses.fields(TurnResult)]
+    assert sdk == ["id", "status", "error", "started_at", "completed_at", "duration_ms", "final_response", "items", "usage"]
+    ours = dataclasses.fields(RunResult)
+    assert [f.name for f in ours[: len(sdk)]] == sdk
+    assert all(f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING for f in ours[len(sdk) :])
     assert issubclass(RunResult, TurnResult)
+    # Built from the SDK's fields alone, it still displays.
+    plain_result = RunResult(**field_values(build_result(replay("command"))))
+    assert pretty(plain_result).startswith("[codex] \u2714 completed")
+
+
+THREAD = "01a23228-870b-7231-9503-a2b563aae282"
+SETTINGS = {"model": "gpt-5-codex", "sandbox": "read-only", "approval": "untrusted", "cwd": "/work/project"}
+
+
+def _cell_transcript(name: str) -> Transcript:
+    transcript = Transcript(thread_id=THREAD)
+    transcript.settings.update(SETTINGS)
+    for method, params in load(name):
+        transcript.apply(method, params)
+        if method == "turn/started":
+            transcript.note("declined", "run a command outside the sandbox: touch /x (make a file): the user")
+    transcript.abandon(INTERRUPTED)  # a no-op for a turn that completed
+    return transcript
+
+
+@pytest.mark.parametrize("name", RECORDINGS)
+def test_result_display_is_what_the_cell_showed_when_the_turn_ended(name: str) -> None:
+    from codex_magic._view import final_render, header
+
+    transcript = _cell_transcript(name)
+    shown = final_render(transcript)
+    result = build_result(transcript)
+    # The same header: thread, settings, token words and numbers, elapsed time.
+    assert pretty(result).startswith(header(transcript).text + "\n")
+    assert result._rendered() == shown
+    if transcript.usage:
+        assert "this turn (all its model requests)" in shown.text and "last request" not in shown.text
+    for fact in ("thread 63aae282", "gpt-5-codex", "sandbox read-only", "approval untrusted", f"{transcript.elapsed():.1f} s"):
+        assert fact in result._repr_html_() and fact in result._repr_markdown_()
+
+
+def test_result_elapsed_is_the_cells_not_the_servers() -> None:
+    transcript = _cell_transcript("command")
+    transcript.ended = transcript.started + 7.25  # the cell's clock; the server's durationMs differs
+    result = build_result(transcript)
+    assert result.elapsed == 7.25 and result.duration_ms != 7250
+    assert "7.2 s" in pretty(result).split("\n")[0]
 
 
 @pytest.mark.parametrize("name", RECORDINGS)

@@ -98,7 +98,13 @@ class _Session:
     def set_request_sink(self, sink: object) -> None:
         self.calls.append("sink" if sink else "no sink")
 
-    def start_turn(self, prompt: str, settings: TurnSettings) -> tuple[object, list[str]]:
+    def claim(self, owner: object) -> None:
+        pass
+
+    def release(self, owner: object) -> None:
+        pass
+
+    def start_turn(self, prompt: str, settings: TurnSettings, *, cancelled: Any = None) -> tuple[object, list[str]]:
         self.calls.append("turn/start")
         if self.fail:
             raise RuntimeError("no app-server")

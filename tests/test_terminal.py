@@ -160,7 +160,18 @@ def test_command_line_then_streamed_output_then_exit() -> None:
     assert feed.output("c1", "compiling\nlink").update() == "  compiling\n  link"
     assert feed.output("c1", "ing\n").update() == "ing\n"
     feed.complete("c1", "commandExecution", **done("compiling\nlinking\n"))
-    assert feed.update() == "  [exit 0 · 0.12 s]\n"
+    assert feed.update() == "  [exit 0 · 120 ms]\n"
+
+
+def test_command_line_and_badge_are_the_widgets() -> None:
+    wrapped = "/bin/bash -lc 'printf \"%s\\n\" hi'"
+    feed = Feed().start("c1", "commandExecution", **command(wrapped))
+    assert feed.update() == "$ printf \"%s\\n\" hi\n"  # unwrapped from the shell, as the widget shows it
+    feed.complete("c1", "commandExecution", **{**done("hi\n", cmd=wrapped), "durationMs": 4})
+    assert feed.update() == "  hi\n  [exit 0 \u00b7 4 ms]\n"
+    widget = render_item(feed.transcript.items["c1"].view()).text.split("\n")[0]
+    assert widget == "$ printf \"%s\\n\" hi  [exit 0 \u00b7 4 ms]"
+    assert feed.text.split("\n")[0] + "  " + feed.text.split("\n")[2].strip() == widget
 
 
 def test_output_before_item_started_is_printed_when_the_command_completes() -> None:
@@ -170,14 +181,14 @@ def test_output_before_item_started_is_printed_when_the_command_completes() -> N
     feed.output("c1", "lost\n").start("c1", "commandExecution", **command())
     assert feed.update() == "$ make\n"
     feed.complete("c1", "commandExecution", **done("alpha\nbeta\n"))
-    assert feed.update() == "  alpha\n  beta\n  [exit 0 · 0.12 s]\n"
+    assert feed.update() == "  alpha\n  beta\n  [exit 0 · 120 ms]\n"
 
 
 def test_completed_output_that_extends_the_streamed_output_adds_only_the_rest() -> None:
     feed = Feed().start("c1", "commandExecution", **command()).output("c1", "one\n")
     feed.update()
     feed.output("c1", "two\n").complete("c1", "commandExecution", **done("one\ntwo\nthree\n"))
-    assert feed.update() == "  two\n  three\n  [exit 0 · 0.12 s]\n"
+    assert feed.update() == "  two\n  three\n  [exit 0 · 120 ms]\n"
     assert feed.text.count("one") == 1
 
 
@@ -190,7 +201,7 @@ def test_completed_output_that_does_not_start_with_the_streamed_output_is_shown_
         "  (the complete output; it began before the command was reported)",
         "  alpha",
         "  beta",
-        "  [exit 0 · 0.12 s]",
+        "  [exit 0 · 120 ms]",
     ]
 
 
@@ -206,7 +217,7 @@ def test_output_is_capped_per_command() -> None:
     assert printed[1 : limit + 1] == [f"  {n}" for n in range(1, limit + 1)]
     assert printed[limit + 1 :] == [
         f"  … {100_000 - limit} more lines (full output in _codex_result.items)",
-        "  [exit 0 · 0.12 s]",
+        "  [exit 0 · 120 ms]",
     ]
 
 
@@ -226,7 +237,7 @@ def test_a_flood_between_refreshes_waits_for_the_complete_output() -> None:
     assert printed[:limit] == ["  " + line[:-1]] * limit
     assert printed[limit:] == [
         f"  … {flood.count(chr(10)) + 1 - limit} more lines (full output in _codex_result.items)",
-        "  [exit 0 · 0.12 s]",
+        "  [exit 0 · 120 ms]",
     ]
 
 
@@ -252,7 +263,7 @@ def test_failed_and_declined_commands() -> None:
     feed = Feed().start("c1", "commandExecution", **command(cmd="false"))
     feed.complete("c1", "commandExecution", **done("", code=1, cmd="false"))
     feed.complete("c2", "commandExecution", command="touch /x", status="declined")
-    assert feed.update() == "$ false\n  [exit 1 · 0.12 s]\n$ touch /x\n  [declined]\n"
+    assert feed.update() == "$ false\n  [exit 1 · 120 ms]\n$ touch /x\n  [declined]\n"
 
 
 # -- interleaving, the end, notices ---------------------------------------------------
@@ -268,7 +279,7 @@ def test_interleaved_message_and_command_stay_on_separate_labelled_lines() -> No
     assert feed.delta("m1", "report.").update() == "(continued) report."
     feed.complete("c1", "commandExecution", **done("step 1\nstep 2\n"))
     feed.complete("m1", "agentMessage", text="I will build and then report.")
-    assert feed.update() == "\n  ($ make, continued)\n  [exit 0 · 0.12 s]\n"
+    assert feed.update() == "\n  ($ make, continued)\n  [exit 0 · 120 ms]\n"
     assert feed.end().finish().startswith("[codex] ✔ completed")
 
 
@@ -308,7 +319,7 @@ def test_retry_message_prints_once_each_time_it_changes() -> None:
     assert feed.update() == ""
     retry("Reconnecting... 2/5")
     assert feed.update() == "  retrying: Reconnecting... 2/5\n"
-    feed.start("m1", "agentMessage", text="")  # progress clears the retry
+    feed.start("m1", "agentMessage", text="")  # a retry streams again: not yet progress
     assert feed.update() == ""
     retry("Reconnecting... 1/5")
     assert feed.update() == "  retrying: Reconnecting... 1/5\n"
@@ -334,7 +345,7 @@ def test_no_ansi_unless_the_stream_is_a_tty(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setitem(sys.modules, "IPython", SimpleNamespace(get_ipython=lambda: None))
     assert "\x1b[" not in _coloured_turn(io.StringIO())
     coloured = _coloured_turn(Tty())
-    assert "\x1b[1m$ make\x1b[0m\n" in coloured and "\x1b[31m  [exit 2 · 0.12 s]\x1b[0m" in coloured
+    assert "\x1b[1m$ make\x1b[0m\n" in coloured and "\x1b[31m  [exit 2 · 120 ms]\x1b[0m" in coloured
     assert "  out\n" in coloured  # the command's own output is left as it is
 
 

@@ -513,14 +513,42 @@ def test_repeated_item_completed_is_counted_once() -> None:
     assert [i["id"] for i in transcript.result_items()] == ["m1"]
 
 
-def test_progress_clears_the_retry_notice() -> None:
+def test_only_a_completed_item_clears_the_retry_notice() -> None:
     transcript = Transcript()
     transcript.apply("error", {"error": {"message": "Reconnecting... 2/5"}, "willRetry": True})
     assert transcript.retry == "Reconnecting... 2/5" and transcript.retrying_since is not None
+    since, progress = transcript.retrying_since, transcript.progress_at
     transcript.apply("thread/tokenUsage/updated", {"tokenUsage": {}})
-    assert transcript.retry is not None  # not progress
+    # A retry streams its partial output again: that is not progress.
     transcript.apply("item/started", {"item": {"type": "agentMessage", "id": "m1", "text": ""}})
+    transcript.apply("item/agentMessage/delta", {"itemId": "m1", "delta": "Hel"})
+    assert transcript.retrying_since == since and transcript.progress_at == progress
+    transcript.apply("item/completed", {"item": {"type": "agentMessage", "id": "m1", "text": "Hello"}})
     assert transcript.retry is None and transcript.retrying_since is None
+    assert transcript.progress_at > progress
+
+
+def test_a_retried_message_is_kept_once() -> None:
+    transcript = Transcript()
+    for attempt in range(6):
+        item_id = f"m{attempt}"
+        transcript.apply("item/started", {"item": {"type": "agentMessage", "id": item_id, "text": ""}})
+        transcript.apply("item/agentMessage/delta", {"itemId": item_id, "delta": "Partial"})
+        if attempt < 5:
+            transcript.apply("error", {"error": {"message": f"Reconnecting... {attempt + 1}/5"}, "willRetry": True})
+    transcript.abandon("failed", "stream disconnected")
+    assert [item["id"] for item in transcript.result_items()] == ["m5"]
+
+
+def test_waiting_on_the_model_only_while_nothing_else_runs() -> None:
+    transcript = Transcript()
+    assert transcript.waiting_on_model()
+    transcript.apply("item/started", {"item": {"type": "reasoning", "id": "r1"}})
+    assert transcript.waiting_on_model()
+    transcript.apply("item/started", {"item": {"type": "commandExecution", "id": "c1", "command": "sleep 60"}})
+    assert not transcript.waiting_on_model()
+    transcript.apply("item/completed", {"item": {"type": "commandExecution", "id": "c1", "command": "sleep 60"}})
+    assert transcript.waiting_on_model()
 
 
 def test_streamed_command_output_keeps_a_bounded_tail() -> None:

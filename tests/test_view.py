@@ -81,3 +81,37 @@ def test_layouts_and_styles_are_shared_by_turns_and_remade_when_closed() -> None
     ipywidgets.Widget.close_all()
     third = WidgetView()
     assert third.stop.layout is not first.stop.layout and third.stop.layout.comm is not None
+
+
+def test_request_widgets_show_no_control_sequences_and_answer_with_the_option_as_sent() -> None:
+    from codex_magic._requests import Request
+    from codex_magic._view import WidgetView
+
+    hostile = "\x1b]0;title\x07Py\x1b[31mthon\x1b[0m"
+    request = Request(
+        "item/tool/requestUserInput",
+        {"questions": [
+            {"id": "a", "header": f"Lang{hostile}", "question": "Which?", "options": [{"label": hostile, "description": hostile}]},
+            {"id": "b", "header": "Other", "question": "?", "options": None, "isOther": True},
+        ]},
+    )  # fmt: skip
+    answers: list[dict] = []
+    pending = type("Pending", (), {"request": request, "answer": lambda self, reply, by: answers.append(reply)})()
+    view = WidgetView()
+    view.ask(pending)
+    _box, made = view._asks[id(pending)]
+    values = [
+        str(value)
+        for widget in made
+        for value in (getattr(widget, "value", ""), getattr(widget, "description", ""),
+                      *getattr(widget, "_options_labels", ()), *(getattr(widget, "tooltips", None) or ()))
+    ]  # fmt: skip
+    assert any("Python" in value for value in values)
+    assert not any(ch in value for value in values for ch in "\x1b\x07")
+    toggle = next(widget for widget in made if hasattr(widget, "_options_labels"))
+    toggle.index = 0
+    text = next(widget for widget in made if type(widget).__name__ == "Text")
+    text.value = "Rust"
+    answer = next(widget for widget in made if getattr(widget, "description", "") == "Answer")
+    answer.click()
+    assert answers == [{"answers": {"a": {"answers": [hostile]}, "b": {"answers": ["Rust"]}}}]
