@@ -58,6 +58,7 @@ def load_ipython_extension(ipython: Any) -> None:
     transformers = ipython.input_transformers_cleanup
     if transform_codex_cell not in transformers:
         transformers.insert(0, transform_codex_cell)
+    ipython.events.register("post_run_cell", magic.record_error)  # for %codex fix
     config = ipython.find_line_magic("config")  # resolved: IPython may load it lazily
     if config is not None and not hasattr(config, "codex_magic_wraps"):
         ipython.magics_manager.magics["line"]["config"] = magic.checked_config(config)
@@ -73,9 +74,14 @@ def unload_ipython_extension(ipython: Any) -> None:
     config = line_magics.get("config")
     if hasattr(config, "codex_magic_wraps"):
         line_magics["config"] = config.codex_magic_wraps
+    magic = ipython.magics_manager.registry.pop("CodexMagic", None)
+    if magic is not None:
+        try:
+            ipython.events.unregister("post_run_cell", magic.record_error)
+        except ValueError:
+            pass
     for kind in ("line", "cell"):
         ipython.magics_manager.magics[kind].pop("codex", None)
-    ipython.magics_manager.registry.pop("CodexMagic", None)
     ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, CodexMagic)]
     if "codex_magic._session" in __import__("sys").modules:
         from ._session import close_session
@@ -83,8 +89,7 @@ def unload_ipython_extension(ipython: Any) -> None:
         close_session()
 
 
-async def _run_cell_async(line: str, cell: str) -> None:
-    """What a transformed ``%%codex`` cell awaits."""
+def _loaded_magic() -> Any:
     from IPython import get_ipython
 
     shell = get_ipython()
@@ -93,4 +98,14 @@ async def _run_cell_async(line: str, cell: str) -> None:
         from IPython.core.error import UsageError
 
         raise UsageError("codex_magic is not loaded: run %load_ext codex_magic first.")
-    await magic.codex_cell_async(line, cell)
+    return magic
+
+
+async def _run_fix_async(text: str) -> None:
+    """What a transformed ``%codex fix`` cell awaits."""
+    await _loaded_magic().codex_fix_async(text)
+
+
+async def _run_cell_async(line: str, cell: str) -> None:
+    """What a transformed ``%%codex`` cell awaits."""
+    await _loaded_magic().codex_cell_async(line, cell)

@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import sys
+import traceback
 import unicodedata
 from argparse import ArgumentParser, ArgumentTypeError, Namespace
 from collections.abc import Callable
@@ -21,11 +22,14 @@ from IPython.core.error import UsageError
 from IPython.core.inputtransformer2 import leading_empty_lines, leading_indent
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import CFloat, Enum, TraitError, Unicode, validate
+from traitlets import Bool, CFloat, Enum, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
+from ._errors import CodexMagicError
 from ._interrupts import InterruptLatch
+from ._kernel import KERNEL_RUN_POLICIES, KernelAccess, instructions
 from ._requests import APPROVAL_POLICIES, HEADLESS_POLICIES
+from ._text import plain
 
 SANDBOXES = ("read-only", "workspace-write", "full-access")
 # The values of the SDK's openai_codex.types.ReasoningEffort, in its order; listed here
@@ -34,6 +38,7 @@ EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
 RESULT_NAME = "_codex_result"
 _SESSION_MODULE = __name__.rpartition(".")[0] + "._session"
 SUBCOMMANDS = {
+    "fix": "fix [TEXT]: ask Codex to fix the last error a cell raised (its traceback and the cell go with TEXT)",
     "new": "start a new thread at the next %%codex cell",
     "thread": "print the current thread id",
     "help": "show this help",
@@ -144,6 +149,8 @@ class CellOptions:
     new: bool
     out: str | None
     timeout: float
+    kernel_tools: bool = True
+    kernel_run: str = "ask"
 
 
 def _check_seconds(name: str, value: float, *, zero: bool = True) -> float:
@@ -179,6 +186,25 @@ class CodexMagic(Magics, Configurable):
     retry_timeout = CFloat(
         120.0, help="Seconds a turn may keep retrying without progress before it is interrupted (0: no limit)."
     ).tag(config=True)
+    kernel_tools = Bool(
+        True, help="Offer Codex the kernel tools: see the kernel's variables, run code in it, propose cells."
+    ).tag(config=True)
+    kernel_run = Enum(
+        KERNEL_RUN_POLICIES,
+        "ask",
+        help="Whether Codex may run code in the kernel: ask (each time, in the widget), allow, never.",
+    ).tag(config=True)
+    kernel_run_timeout = CFloat(
+        60.0, help="Seconds a run of Codex's code in the kernel may take before it is interrupted (0: no limit)."
+    ).tag(config=True)
+    instructions = Unicode(
+        "", help="Developer instructions added to every new thread (after the built-in ones)."
+    ).tag(config=True)
+    builtin_instructions = Bool(
+        True,
+        help="Start threads with the built-in instructions (that Codex works in a live kernel, with its tools); "
+        "False leaves only CodexMagic.instructions.",
+    ).tag(config=True)
     stall_timeout = CFloat(
         180.0,
         help="Seconds a turn may wait on a model that sends nothing, while no command, tool or "
@@ -204,7 +230,7 @@ class CodexMagic(Magics, Configurable):
         config=True
     )
 
-    @validate("timeout", "retry_timeout", "stall_timeout", "approval_timeout")
+    @validate("timeout", "retry_timeout", "stall_timeout", "approval_timeout", "kernel_run_timeout")
     def _valid_seconds(self, proposal: Any) -> float:
         return _check_seconds(proposal["trait"].name, proposal["value"])
 
@@ -228,6 +254,16 @@ class CodexMagic(Magics, Configurable):
         "--approval",
         choices=APPROVAL_POLICIES,
         help="When Codex asks before acting, this turn (default: on-request; see CodexMagic.approval).",
+    )
+    @argument(
+        "--kernel-run",
+        choices=KERNEL_RUN_POLICIES,
+        help="Whether Codex may run code in this kernel, this turn: ask (default), allow, never.",
+    )
+    @argument(
+        "--no-kernel-tools",
+        action="store_true",
+        help="No kernel tools this turn: Codex cannot see the kernel's variables, run code in it or propose cells.",
     )
     @argument("--new", action="store_true", help="Start a new thread before this turn.")
     @argument(
@@ -280,6 +316,8 @@ class CodexMagic(Magics, Configurable):
             new=args.new,
             out=None if args.out is None else _result_name(args.out, self.shell),
             timeout=self.timeout if args.timeout is None else args.timeout,
+            kernel_tools=self.kernel_tools and not args.no_kernel_tools,
+            kernel_run=args.kernel_run or self.kernel_run,
         )
 
     def _start(self, options: CellOptions, latch: InterruptLatch) -> Any:
@@ -305,6 +343,7 @@ class CodexMagic(Magics, Configurable):
             model=options.model,
             effort=options.effort,
             approval=options.approval,
+            instructions=instructions(self.instructions, builtin=self.builtin_instructions),
         )
         run = TurnRun(
             session,
@@ -315,6 +354,12 @@ class CodexMagic(Magics, Configurable):
             retry_timeout=self.retry_timeout or None,
             stall_timeout=self.stall_timeout or None,
             latch=latch,
+            kernel=KernelAccess(
+                self.shell,
+                enabled=options.kernel_tools,
+                run=options.kernel_run,
+                run_timeout=self.kernel_run_timeout or None,
+            ),
         )
         run.approval_timeout = self.approval_timeout or None
         run.headless = self.headless_approval
@@ -335,7 +380,41 @@ class CodexMagic(Magics, Configurable):
         self.shell.user_ns[RESULT_NAME] = result
         if out:
             self.shell.user_ns[out] = result
+        proposed = run.kernel.proposed_cell() if run.kernel is not None else None
+        if proposed:
+            # A new cell below this one (the execute reply's set_next_input payload), not run;
+            # in terminal IPython, the next prompt.
+            self.shell.set_next_input(proposed, replace=False)
         raise_for_status(result, out=out or RESULT_NAME, reason=run.interrupt_reason)
+
+    # -- %codex fix ------------------------------------------------------------------
+
+    _last_error: tuple[str, BaseException] | None = None
+
+    def record_error(self, result: Any) -> None:
+        """post_run_cell: remember the last exception a cell raised, and that cell's source."""
+        error = result.error_in_exec
+        if error is None or isinstance(error, (CodexMagicError, UsageError)):
+            return  # an error of %%codex itself is not the user's code to fix
+        self._last_error = (result.info.raw_cell, error)
+
+    def fix_prompt(self, text: str) -> str:
+        """The request of ``%codex fix``: TEXT, then the last error and the cell that raised it."""
+        if self._last_error is None:
+            raise UsageError(
+                "%codex fix: no cell has raised an exception yet; run the cell that fails, then %codex fix."
+            )
+        source, error = self._last_error
+        lines = traceback.format_exception(type(error), error, error.__traceback__)
+        # Drop IPython's own frames above the cell's code.
+        cut = next((i for i, l in enumerate(lines) if "interactiveshell.py" not in l and l.startswith("  File")), 1)
+        trace = plain("".join(lines[:1] + lines[cut:]))
+        ask = text.strip() or "This cell raised the exception below. Find the cause and fix it."
+        return f"{ask}\n\nThe cell:\n```python\n{source.strip()}\n```\n\nIts exception:\n```\n{trace.strip()}\n```"
+
+    async def codex_fix_async(self, text: str) -> None:
+        """``%codex fix`` in a kernel: the same turn as a %%codex cell, awaited."""
+        await self.codex_cell_async("", self.fix_prompt(text))
 
     # -- %config ----------------------------------------------------------------------
 
@@ -394,6 +473,9 @@ class CodexMagic(Magics, Configurable):
         """
         words = line.split()
         command = words[0] if words else "help"
+        if command == "fix":
+            self.codex_cell("", self.fix_prompt(line.strip()[len("fix") :]))
+            return
         if command not in SUBCOMMANDS or len(words) > 1:
             raise UsageError(
                 f"%codex {_one_line(line.strip())}: unknown command. {_option_help()}. "
@@ -421,6 +503,9 @@ def transform_codex_cell(lines: list[str]) -> list[str]:
     interrupt into a cancellation. Elsewhere it becomes the blocking magic's call.
     """
     first = next((line for line in lines if line.strip()), "")
+    fix = _FIX.match(first.strip())
+    if fix and len([line for line in lines if line.strip()]) == 1:
+        return _awaited_fix(first.strip()[fix.end() :], lines)
     if not first.lstrip().startswith("%%codex"):
         return lines  # not ours: spare every other cell the dedent below
     cell = leading_indent(leading_empty_lines(lines))  # as IPython does for any cell
@@ -441,6 +526,19 @@ def transform_codex_cell(lines: list[str]) -> list[str]:
 # check_complete skips transformers with side effects: terminal IPython must still see
 # a cell magic there (complete at a blank line), not the one-line call it becomes.
 transform_codex_cell.has_side_effects = True  # type: ignore[attr-defined]
+
+
+_FIX = re.compile(r"%codex\s+fix(?=\s|$)")
+
+
+def _awaited_fix(text: str, lines: list[str]) -> list[str]:
+    """A cell of just ``%codex fix [TEXT]``, awaited in a kernel like a %%codex cell."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None or not _can_await(shell):
+        return lines
+    return [f"await __import__('codex_magic')._run_fix_async({text.strip()!r})\n"]
 
 
 def _can_await(shell: Any) -> bool:

@@ -1052,6 +1052,8 @@ def render_notice(kind: str, text: str) -> Rendered:
     )
 
 
+_CODE_LINES = 80  # lines of code a request box shows
+
 _REQUEST_TITLES = {
     FILE_CHANGE: "Codex asks to change files",
     PERMISSIONS: "Codex asks for more permissions",
@@ -1063,6 +1065,8 @@ def _request_title(request: Request) -> str:
     params = request.params
     if request.method == COMMAND:
         return f"Codex asks to {request.command_ask()}"
+    if request.is_kernel_run:
+        return "Codex asks to run code in this kernel"
     if request.method == FILE_CHANGE and params.get("grantRoot"):
         return f"{_REQUEST_TITLES[FILE_CHANGE]} under {_s(params.get('grantRoot'))}"
     if request.method == ELICITATION:
@@ -1081,6 +1085,12 @@ def _request_lines(request: Request) -> list[tuple[str, str]]:
         lines.extend(("code", line) for line in permission_lines(params.get("additionalPermissions")))
         if params.get("cwd"):
             lines.append(("dim", f"in {_s(params.get('cwd'))}"))
+    elif request.is_kernel_run:
+        code = request.code.splitlines() or [""]
+        lines.extend(("code", line) for line in code[:_CODE_LINES])
+        if len(code) > _CODE_LINES:
+            lines.append(("dim", f"… {len(code) - _CODE_LINES} more lines"))
+        lines.append(("dim", "in the notebook's namespace: it can read and change your variables"))
     elif request.method == PERMISSIONS:
         lines.extend(("code", line) for line in permission_lines(params.get("permissions")) or ["(none listed)"])
         if params.get("cwd"):

@@ -24,8 +24,10 @@ QUESTION = "item/tool/requestUserInput"
 ELICITATION = "mcpServer/elicitation/request"
 TOOL_CALL = "item/tool/call"
 
-# The requests a person can answer; client tool calls are answered by code, not asked.
+# The requests a person can answer; client tool calls are answered by code, not asked,
+# except a kernel tool that runs code (see Request.is_kernel_run).
 ASKABLE = (COMMAND, FILE_CHANGE, PERMISSIONS, QUESTION, ELICITATION)
+KERNEL_RUN_TOOL = "run_python"
 
 # The --approval choices: when Codex asks, and who answers (see _session for the wire form).
 APPROVAL_POLICIES = ("on-request", "untrusted", "never", "auto-review")
@@ -36,6 +38,8 @@ ACCEPT, ACCEPT_FOR_SESSION, DECLINE, CANCEL, SUBMIT = "accept", "acceptForSessio
 # An MCP tool approved from now on: Codex writes approval_mode = "approve" for the tool
 # into CODEX_HOME/config.toml.
 ACCEPT_ALWAYS = "acceptAlways"
+# Code run in the kernel without asking again until the turn ends.
+ACCEPT_FOR_TURN = "acceptForTurn"
 
 
 @dataclass(frozen=True)
@@ -70,12 +74,14 @@ _DECISION_CHOICES = {
     ACCEPT: Choice(ACCEPT, "Approve", "success"),
     ACCEPT_FOR_SESSION: Choice(ACCEPT_FOR_SESSION, "Approve for this session", "success"),
     ACCEPT_ALWAYS: Choice(ACCEPT_ALWAYS, "Always allow this tool", "success"),
+    ACCEPT_FOR_TURN: Choice(ACCEPT_FOR_TURN, "Approve for this turn", "success"),
     DECLINE: Choice(DECLINE, "Decline", "warning"),
     CANCEL: Choice(CANCEL, "Cancel the turn", "danger"),
 }
 _WORDS = {
     ACCEPT: "approved",
     ACCEPT_FOR_SESSION: "approved for the session",
+    ACCEPT_FOR_TURN: "approved for the turn",
     DECLINE: "declined",
     CANCEL: "cancelled",
     SUBMIT: "answered",
@@ -117,7 +123,18 @@ class Request:
     @property
     def askable(self) -> bool:
         """Whether a person can answer it."""
-        return self.method in ASKABLE
+        return self.method in ASKABLE or self.is_kernel_run
+
+    @property
+    def is_kernel_run(self) -> bool:
+        """A client tool call that runs Codex's code in the user's kernel: asked first."""
+        return self.method == TOOL_CALL and self.params.get("tool") == KERNEL_RUN_TOOL
+
+    @property
+    def code(self) -> str:
+        """The code a kernel run would run."""
+        arguments = self.params.get("arguments")
+        return _s(arguments.get("code")) if isinstance(arguments, dict) else ""
 
     @property
     def is_tool_approval(self) -> bool:
@@ -134,7 +151,7 @@ class Request:
             PERMISSIONS: "permissions",
             QUESTION: "question",
             ELICITATION: "MCP tool" if self.is_tool_approval else "MCP request",
-            TOOL_CALL: "tool call",
+            TOOL_CALL: "kernel code" if self.is_kernel_run else "tool call",
         }.get(self.method, self.method)
 
     def command_ask(self) -> str:
@@ -175,6 +192,10 @@ class Request:
             what = "a question: " + " / ".join(q for q in questions if q)
         elif self.method == ELICITATION:
             what = f"{_s(params.get('serverName')) or 'an MCP server'}: {_s(params.get('message'))}"
+        elif self.is_kernel_run:
+            lines = [line for line in self.code.splitlines() if line.strip()]
+            more = f" (+{len(lines) - 1} lines)" if len(lines) > 1 else ""
+            what = f"run code in the kernel: {lines[0].strip() if lines else ''}{more}"
         elif self.method == TOOL_CALL:
             what = f"a client tool call: {_s(params.get('tool'))}"
         else:
@@ -206,6 +227,8 @@ class Request:
             ]
         if self.method == QUESTION:
             return [Choice(SUBMIT, "Answer", "primary"), Choice(DECLINE, "Skip", "warning")]
+        if self.is_kernel_run:
+            return [_DECISION_CHOICES[key] for key in (ACCEPT, ACCEPT_FOR_TURN, DECLINE, CANCEL)]
         if self.method == ELICITATION:
             if self.is_tool_approval:
                 persist = (self.params.get("_meta") or {}).get("persist") or []
@@ -276,6 +299,11 @@ class Request:
     def respond(self, choice: str, answers: Mapping[str, str] | None = None) -> Json:
         """The reply for a choice (and the filled-in fields); AnswerError if they do not fit."""
         answers = answers or {}
+        if self.is_kernel_run:
+            # Not a wire reply: the runner runs the code (or not) and answers the tool call.
+            if choice not in (ACCEPT, ACCEPT_FOR_TURN, DECLINE, CANCEL):
+                raise AnswerError(f"not a decision: {choice}")
+            return {"decision": choice}
         if choice == DECLINE:
             return decline_response(self.method)
         if self.method in (COMMAND, FILE_CHANGE):
@@ -314,7 +342,7 @@ class Request:
 
     def withdrawn(self) -> Json:
         """The reply when nobody will answer (the turn was stopped or ended)."""
-        if self.method in (COMMAND, FILE_CHANGE):
+        if self.method in (COMMAND, FILE_CHANGE) or self.is_kernel_run:
             return {"decision": CANCEL}
         if self.method == ELICITATION:
             return {"action": CANCEL, "content": None}
@@ -322,13 +350,13 @@ class Request:
 
     def accepted(self) -> Json:
         """The reply that approves as asked, where that needs no answers; else a decline."""
-        if self.method in (COMMAND, FILE_CHANGE, PERMISSIONS) or self.is_tool_approval:
+        if self.method in (COMMAND, FILE_CHANGE, PERMISSIONS) or self.is_tool_approval or self.is_kernel_run:
             return self.respond(ACCEPT)
         return decline_response(self.method)
 
     def word(self, reply: Json) -> str:
         """What the reply did, as a past-tense word for the transcript."""
-        if self.method in (COMMAND, FILE_CHANGE):
+        if self.method in (COMMAND, FILE_CHANGE) or self.is_kernel_run:
             decision = reply.get("decision")
             if isinstance(decision, dict):
                 network = (decision.get("applyNetworkPolicyAmendment") or {}).get("network_policy_amendment") or {}

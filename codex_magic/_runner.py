@@ -24,7 +24,9 @@ from ._errors import TurnFailedError, TurnInterruptedError
 from ._text import one_line
 from ._interrupts import InterruptLatch
 from ._result import RunResult, build_result
-from ._requests import Request, decline_response
+from ._kernel import KernelAccess
+from ._kernel_tools import READ_ONLY, ToolReply
+from ._requests import ACCEPT, ACCEPT_FOR_TURN, CANCEL, TOOL_CALL, Request, decline_response
 from ._session import CodexSession, TurnNotStarted, TurnSettings
 from ._transcript import FAILED, INTERRUPTED, Transcript
 
@@ -191,6 +193,25 @@ class Pending:
         return request.word(self.response), f"{request.summary()}{f' = {answers}' if answers else ''}: {self.by}"
 
 
+class _Job:
+    """A kernel tool call waiting for the cell's thread to run it."""
+
+    def __init__(self, tool: str, arguments: Any) -> None:
+        self.tool = tool
+        self.arguments: dict[str, Any] = arguments if isinstance(arguments, dict) else {}
+        self.done = threading.Event()
+        self.reply = ToolReply("", success=False)
+
+    def finish(self, reply: ToolReply) -> None:
+        self.reply = reply
+        self.done.set()
+
+
+def _tool_reply(reply: ToolReply) -> Json:
+    """A kernel tool's reply in the wire shape of ``item/tool/call``'s result."""
+    return {"contentItems": reply.content_items(), "success": reply.success}
+
+
 class TurnRun:
     """One turn from start to result: pump, fold, throttled view refreshes, interrupts."""
 
@@ -205,6 +226,7 @@ class TurnRun:
         retry_timeout: float | None = None,
         stall_timeout: float | None = None,
         latch: InterruptLatch | None = None,
+        kernel: KernelAccess | None = None,
     ) -> None:
         self.session = session
         self.prompt = prompt
@@ -217,6 +239,9 @@ class TurnRun:
         self.stall_timeout = stall_timeout
         # Kernel interrupts (SIGINT) caught since the cell started; see _interrupts.
         self.latch = latch or InterruptLatch()
+        self.kernel = kernel  # the kernel tools' policy for this turn; None: no kernel tools
+        self._runs_approved = False  # "Approve for this turn" was clicked for a kernel run
+        self._finished = False  # the cell's thread takes no more work from the inbox
         self.transcript = Transcript()
         self.transcript.settings = {
             "model": settings.model,
@@ -358,6 +383,12 @@ class TurnRun:
 
     def _answer(self, request: Request) -> Json:
         self._view_made.wait()
+        if request.method == TOOL_CALL:
+            return self._tool_call(request)
+        return self._ask(request)
+
+    def _ask(self, request: Request) -> Json:
+        """The user's answer to a request, or the headless policy's."""
         if not request.askable:
             self._tell("declined", f"{request.summary()}: not supported here")
             return decline_response(request.method)
@@ -371,6 +402,62 @@ class TurnRun:
             pending.answer(decline_response(request.method), f"nobody answered within {self.approval_timeout:g} s")
         self._tell(*pending.record())
         return pending.response
+
+    def _tool_call(self, request: Request) -> Json:
+        """A client tool call: a kernel tool runs on the cell's thread, after approval if needed."""
+        params = request.params
+        tool, arguments = str(params.get("tool") or ""), params.get("arguments")
+        kernel = self.kernel
+        if kernel is None or not kernel.owns(tool, params.get("namespace")):
+            self._tell("declined", f"{request.summary()}: not supported here")
+            return decline_response(request.method)
+        refused = kernel.refusal(tool, arguments)
+        if refused is not None:
+            return _tool_reply(refused)
+        if kernel.needs_approval(tool) and not self._runs_approved:
+            decision = self._ask(request).get("decision")
+            if decision == CANCEL:
+                self._cancel_wanted = "cancelled by the user (asked to run code in the kernel)"
+                self._data.set()
+            if decision == ACCEPT_FOR_TURN:
+                self._runs_approved = True
+            elif decision != ACCEPT:
+                why = "cancelled the turn" if decision == CANCEL else "declined to run this code"
+                return _tool_reply(ToolReply(f"The user {why}; it did not run.", success=False))
+        job = _Job(tool, arguments)
+        self._inbox.append(job)
+        self._data.set()
+        # The cell's thread runs it at its next step, or refuses it once the turn is over.
+        while not job.done.wait(0.5):
+            if self._finished:
+                job.finish(ToolReply("The turn ended before this ran.", success=False))
+        return _tool_reply(job.reply)
+
+    def _run_job(self, job: _Job) -> None:
+        """Run a kernel tool call on the cell's thread (the kernel's, between two steps)."""
+        assert self.kernel is not None
+        if self.interrupt_reason is not None or self.transcript.done:
+            job.finish(ToolReply("The turn was stopped before this ran.", success=False))
+            return
+        if job.tool not in READ_ONLY:
+            # The kernel is busy until the run ends: no refresh, no Stop click can come
+            # through; say now what stops it.
+            self.transcript.waiting = "running Codex's code in this kernel: the kernel's interrupt button stops the run"
+            self.transcript.version += 1
+            self._render(force=True)
+        hold = self.latch.hold
+        self.latch.hold = False  # an interrupt (or the run's deadline) stops the run, not the turn
+        try:
+            try:
+                reply = self.kernel.call(job.tool, job.arguments)
+            finally:
+                self.latch.hold = hold
+        except KeyboardInterrupt:  # it came as the run ended
+            reply = ToolReply("The run was interrupted as it ended.", success=False)
+        except Exception as exc:
+            reply = ToolReply(f"{job.tool} failed: {type(exc).__name__}: {exc}", success=False)
+        self.transcript.waiting = None
+        job.finish(reply)
 
     def _headless(self, request: Request) -> Json:
         """The answer where nobody can be asked, by CodexMagic.headless_approval."""
@@ -409,6 +496,8 @@ class TurnRun:
                 transcript.apply(method, params)
             elif isinstance(entry, tuple):
                 transcript.note(*entry)
+            elif isinstance(entry, _Job):
+                self._run_job(entry)
             elif isinstance(entry, Pending):
                 about = transcript.items.get(str(entry.request.params.get("itemId")))
                 entry.request.item = about.view() if about is not None else None
@@ -579,6 +668,7 @@ class TurnRun:
                 # stream generator cannot be closed while it waits on another thread;
                 # its subscription can.)
                 self.handle._subscription.close()
+        self._finished = True
         if self.transcript.status == INTERRUPTED:
             self._stop_commands()
         self.view.finish(self.transcript)

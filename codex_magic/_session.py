@@ -25,6 +25,7 @@ from openai_codex.errors import CodexRpcError, TransportClosedError
 from openai_codex.types import ReasoningEffort
 
 from ._errors import AppServerError, NotLoggedInError, TurnBusyError
+from ._kernel_tools import tool_specs
 from ._requests import APPROVAL_POLICIES, decline_response
 from ._text import hide_secrets, plain
 
@@ -156,6 +157,8 @@ class TurnSettings:
     model: str | None = None
     effort: str | None = None
     approval: str = "on-request"
+    # The developer instructions a new thread starts with (a running thread keeps its own).
+    instructions: str | None = None
 
 
 class _Client(CodexClient):
@@ -408,6 +411,11 @@ class CodexSession:
             }
             if self._thread_config:
                 params["config"] = self._thread_config
+            if settings.instructions:
+                params["developerInstructions"] = settings.instructions
+            # The kernel tools, on every thread: tools are fixed at thread start and kept on
+            # resume; a turn with the tools off has them refuse (see _kernel).
+            params["dynamicTools"] = tool_specs()
             started = self._client.thread_start(params)
             self._thread = Thread(self._client, started.thread.id)
             effort = started.reasoning_effort

@@ -44,6 +44,7 @@ class Recorder:
 
     def __init__(self, session: Any, prompt: str, settings: Any, make_view: Any, **options: Any) -> None:
         self.turns.append(Turn(prompt, settings, options.get("timeout")))
+        self.kernel = options.get("kernel")
 
     def run_blocking(self) -> Any:
         raise Sent()
