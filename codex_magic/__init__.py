@@ -59,6 +59,10 @@ def load_ipython_extension(ipython: Any) -> None:
     if transform_codex_cell not in transformers:
         transformers.insert(0, transform_codex_cell)
     ipython.events.register("post_run_cell", magic.record_error)  # for %codex fix
+    from ._context import OutputRecorder
+
+    magic.recorder = OutputRecorder()  # for --with-output
+    magic.recorder.install(ipython)
     config = ipython.find_line_magic("config")  # resolved: IPython may load it lazily
     if config is not None and not hasattr(config, "codex_magic_wraps"):
         ipython.magics_manager.magics["line"]["config"] = magic.checked_config(config)
@@ -80,6 +84,8 @@ def unload_ipython_extension(ipython: Any) -> None:
             ipython.events.unregister("post_run_cell", magic.record_error)
         except ValueError:
             pass
+        if magic.recorder is not None:
+            magic.recorder.uninstall()
     for kind in ("line", "cell"):
         ipython.magics_manager.magics[kind].pop("codex", None)
     ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, CodexMagic)]

@@ -206,7 +206,7 @@ def _reply(text: str, images: Sequence[str] = (), *, success: bool = True) -> To
 
 def list_variables(namespace: Mapping[str, Any], hidden: Container[str] = ()) -> ToolReply:
     """The user's variables, one line each: name, type, shape or length, memory size and a preview."""
-    names = [name for name, value in namespace.items() if _is_user_variable(name, value, hidden)]
+    names = [name for name, value in namespace.items() if is_user_variable(name, value, hidden)]
     if not names:
         return _reply("The kernel has no user variables yet.")
     lines = [f"{_count(len(names), 'variable')} (name | type | shape or length | size | preview):"]
@@ -228,7 +228,8 @@ def list_variables(namespace: Mapping[str, Any], hidden: Container[str] = ()) ->
     return _reply("\n".join(lines))
 
 
-def _is_user_variable(name: str, value: Any, hidden: Container[str]) -> bool:
+def is_user_variable(name: str, value: Any, hidden: Container[str] = ()) -> bool:
+    """Whether a name of the namespace is the user's: not IPython's, not a module, not hidden."""
     if not isinstance(name, str) or name.startswith("_") or isinstance(value, types.ModuleType):
         return False
     if name in _KERNEL_NAMES or (name == "open" and _is_builtin_open(value)):
@@ -835,6 +836,11 @@ _ITEM = _Repr(size=300, items=10, level=3, strict=False)  # one item of a collec
 _ITEM_LONG = _Repr(size=8000, items=50, level=4, strict=True)  # the inspected value itself
 _OUT = _Repr(size=3000, items=50, level=4, strict=False)  # an Out value in recent_cells
 _RESULT = _Repr(size=MAX_TEXT, items=500, level=6, strict=False)  # run_python's last value
+
+
+def bounded_repr(value: Any, limit: int = 3000) -> str:
+    """A repr of at most ``limit`` characters, whatever the value (a failing repr says so)."""
+    return _cut_middle(_OUT.repr(value), limit)
 
 
 def _cut_middle(text: str, limit: int) -> str:

@@ -26,6 +26,7 @@ from traitlets import Bool, CFloat, Enum, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from ._errors import CodexMagicError
+from ._context import OutputRecorder, attach
 from ._interrupts import InterruptLatch
 from ._kernel import KERNEL_RUN_POLICIES, KernelAccess, instructions
 from ._requests import APPROVAL_POLICIES, HEADLESS_POLICIES
@@ -151,6 +152,8 @@ class CellOptions:
     timeout: float
     kernel_tools: bool = True
     kernel_run: str = "ask"
+    images: tuple[str, ...] = ()  # data: URLs attached to the prompt (--with-output)
+    attached: tuple[str, ...] = ()  # what the options attached, for the transcript
 
 
 def _check_seconds(name: str, value: float, *, zero: bool = True) -> float:
@@ -265,6 +268,21 @@ class CodexMagic(Magics, Configurable):
         action="store_true",
         help="No kernel tools this turn: Codex cannot see the kernel's variables, run code in it or propose cells.",
     )
+    @argument(
+        "--with-output",
+        nargs="?",
+        const=0,
+        type=int,
+        metavar="N",
+        help="Attach what cell N showed (its text and images; a plot goes as an image); "
+        "without N, the last cell that showed something.",
+    )
+    @argument("--with-cells", type=int, metavar="K", help="Attach the source (and results) of the last K cells (1-20).")
+    @argument(
+        "--vars",
+        action="store_true",
+        help="Replace {name} in the request by that variable's value (a bounded repr); other braces stay.",
+    )
     @argument("--new", action="store_true", help="Start a new thread before this turn.")
     @argument(
         "--out", metavar="NAME", help=f"Also store the result under this name (it is always in {RESULT_NAME})."
@@ -303,11 +321,28 @@ class CodexMagic(Magics, Configurable):
         prompt = _trim_blank_lines(cell)
         if not prompt.strip():
             raise UsageError("%%codex needs a prompt: write your request in the cell below %%codex.")
+        if args.with_output is not None and args.with_output < 0:
+            raise UsageError("--with-output N takes a cell number (or nothing: the last output shown).")
+        if args.with_cells is not None and not 1 <= args.with_cells <= 20:
+            raise UsageError("--with-cells K takes a number of cells from 1 to 20.")
+        try:
+            attached = attach(
+                prompt,
+                self.shell,
+                self.recorder,
+                with_output=args.with_output,
+                with_cells=args.with_cells,
+                with_vars=args.vars,
+            )
+        except ValueError as error:
+            raise UsageError(f"--with-output: {error}.") from None
         cwd = os.path.abspath(os.path.expanduser(args.cwd or self.cwd or os.getcwd()))
         if not os.path.isdir(cwd):
             raise UsageError(f"--cwd {_one_line(cwd)!r} is not a directory: pass an existing directory.")
         return CellOptions(
-            prompt=prompt,
+            prompt=attached.prompt,
+            images=tuple(attached.images),
+            attached=tuple(attached.notes),
             cwd=cwd,
             sandbox=args.sandbox or self.sandbox,
             model=args.model or self.model,
@@ -354,6 +389,8 @@ class CodexMagic(Magics, Configurable):
             retry_timeout=self.retry_timeout or None,
             stall_timeout=self.stall_timeout or None,
             latch=latch,
+            images=options.images,
+            attached=options.attached,
             kernel=KernelAccess(
                 self.shell,
                 enabled=options.kernel_tools,
@@ -390,6 +427,7 @@ class CodexMagic(Magics, Configurable):
     # -- %codex fix ------------------------------------------------------------------
 
     _last_error: tuple[str, BaseException] | None = None
+    recorder: OutputRecorder | None = None  # what cells displayed, for --with-output (set at load)
 
     def record_error(self, result: Any) -> None:
         """post_run_cell: remember the last exception a cell raised, and that cell's source."""

@@ -15,7 +15,7 @@ import asyncio
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from openai_codex import TurnHandle
 from openai_codex.models import Notification, UnknownNotification
@@ -227,6 +227,8 @@ class TurnRun:
         stall_timeout: float | None = None,
         latch: InterruptLatch | None = None,
         kernel: KernelAccess | None = None,
+        images: Sequence[str] = (),
+        attached: Sequence[str] = (),
     ) -> None:
         self.session = session
         self.prompt = prompt
@@ -240,6 +242,7 @@ class TurnRun:
         # Kernel interrupts (SIGINT) caught since the cell started; see _interrupts.
         self.latch = latch or InterruptLatch()
         self.kernel = kernel  # the kernel tools' policy for this turn; None: no kernel tools
+        self.images = list(images)  # data: URLs sent with the prompt
         self._runs_approved = False  # "Approve for this turn" was clicked for a kernel run
         self._finished = False  # the cell's thread takes no more work from the inbox
         self.transcript = Transcript()
@@ -249,6 +252,8 @@ class TurnRun:
             "cwd": settings.cwd,
             "approval": settings.approval,
         }
+        for note in attached:
+            self.transcript.note("attached", note)
         self.handle: TurnHandle | None = None
         self._inbox: deque[Notification | _Run | Pending | BaseException | tuple[str, str]] = deque()
         self._run: _Run | None = None  # the run the pump thread is adding to, under _run_lock
@@ -286,7 +291,9 @@ class TurnRun:
             raise
         self.session.set_request_sink(self._on_server_request)
         try:
-            handle, notices = self.session.start_turn(self.prompt, self.settings, cancelled=lambda: self.latch.hit)
+            handle, notices = self.session.start_turn(
+                self.prompt, self.settings, images=self.images, cancelled=lambda: self.latch.hit
+            )
         except BaseException as exc:
             # Show why in the view, then let the error reach the cell.
             self.session.set_request_sink(None)

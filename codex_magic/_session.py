@@ -15,11 +15,11 @@ import os
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from openai_codex import Sandbox, Thread, TurnHandle
+from openai_codex import ImageInput, Sandbox, TextInput, Thread, TurnHandle
 from openai_codex.client import CodexClient, CodexConfig
 from openai_codex.errors import CodexRpcError, TransportClosedError
 from openai_codex.types import ReasoningEffort
@@ -446,7 +446,12 @@ class CodexSession:
                 self._owner = None
 
     def start_turn(
-        self, prompt: str, settings: TurnSettings, *, cancelled: Callable[[], bool] = lambda: False
+        self,
+        prompt: str,
+        settings: TurnSettings,
+        *,
+        images: Sequence[str] = (),
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> tuple[TurnHandle, list[str]]:
         """Start a turn on the kernel's thread; returns its handle and what to tell the user.
 
@@ -455,17 +460,17 @@ class CodexSession:
         """
         with self._lock:
             try:
-                handle, notice = self._start_turn(prompt, settings, cancelled)
+                handle, notice = self._start_turn(prompt, settings, images, cancelled)
             except (TransportClosedError, BrokenPipeError):
                 # The process died since the last turn (it may not be reaped yet):
                 # start a new one, which resumes the thread.
                 self._discard_client()
-                handle, notice = self._start_turn(prompt, settings, cancelled)
+                handle, notice = self._start_turn(prompt, settings, images, cancelled)
             notices, self.notices = self.notices + ([notice] if notice else []), []
             return handle, notices
 
     def _start_turn(
-        self, prompt: str, settings: TurnSettings, cancelled: Callable[[], bool]
+        self, prompt: str, settings: TurnSettings, images: Sequence[str], cancelled: Callable[[], bool]
     ) -> tuple[TurnHandle, str | None]:
         self.start()
         thread, notice = self._ensure_thread(settings)
@@ -485,7 +490,7 @@ class CodexSession:
         if cancelled():
             raise TurnNotStarted("interrupted before the prompt was sent")
         handle = thread.turn(
-            prompt,
+            [TextInput(prompt), *(ImageInput(url) for url in images)] if images else prompt,
             cwd=settings.cwd,
             model=model,
             effort=ReasoningEffort(effort) if effort else None,

@@ -169,3 +169,49 @@ def test_the_thread_is_told_it_works_in_a_live_kernel(kernel: Kernel, offline: O
     tools = [tool.get("name") for tool in offline.model.requests[-1].body.get("tools", [])]
     for name in ("list_variables", "inspect_variable", "run_python", "propose_cell", "recent_cells"):
         assert name in tools
+
+
+# -- context attached on request ----------------------------------------------------------------
+
+
+def _user_images(request: ScriptedRequest) -> list[str]:
+    """The images of the last user message the model received."""
+    messages = [item for item in request.input if item.get("type") == "message" and item.get("role") == "user"]
+    content = messages[-1].get("content") if messages else []
+    return [part.get("image_url", "") for part in content or [] if part.get("type") == "input_image"]
+
+
+def test_with_output_sends_the_last_plot_as_an_image(kernel: Kernel, offline: Offline) -> None:
+    plot = kernel.run("import matplotlib.pyplot as plt\nplt.plot([3, 1, 2])\nplt.title('dip')")
+    _ok(plot)
+    _ok(kernel.run("1 + 1"))  # a later cell with only a result: --with-output N picks the plot's cell
+    plot_cell = plot.of("execute_input")[0]["content"]["execution_count"]  # the [N] the notebook shows
+    offline.model.add(message("A dip."), message("Two."))
+    _ok(kernel.run(f"%%codex --with-output {plot_cell}\nWhat does the plot show?"))
+    request = offline.model.requests[-1]
+    assert len(_user_images(request)) == 1 and _user_images(request)[0].startswith("data:image/png;base64,")
+    assert f"The output of cell [{plot_cell}]" in "\n".join(request.input_texts("user"))
+    assert "attached" in kernel.value("_codex_result._repr_markdown_()")
+    # Without N: the last cell that showed something, the "1 + 1" cell (a %%codex turn's own
+    # output is not one).
+    _ok(kernel.run("%%codex --with-output\nAnd this one?"))
+    assert f"The output of cell [{plot_cell + 1}]:\n2" in "\n".join(offline.model.requests[-1].input_texts("user"))
+
+
+def test_with_cells_and_vars_attach_only_what_is_asked(kernel: Kernel, offline: Offline) -> None:
+    _ok(kernel.run("rows = [1, 2, 3]\nlabel = 'north'"))
+    offline.model.add(message("one"), message("two"))
+    prompt = "Rows {rows} in {label}; keep {0}, {unknown}, {{rows}}, $HOME and \\n as written."
+    _ok(kernel.run(f"%%codex --vars --with-cells 1\n{prompt}"))
+    sent = "\n".join(offline.model.requests[-1].input_texts("user"))
+    assert "Rows [1, 2, 3] in 'north'; keep {0}, {unknown}, {[1, 2, 3]}, $HOME and \\n as written." in sent
+    assert "rows = [1, 2, 3]" in sent  # the last cell's source
+    _ok(kernel.run(f"%%codex\n{prompt}"))
+    assert prompt in "\n".join(offline.model.requests[-1].input_texts("user"))  # verbatim without options
+
+
+def test_with_output_of_nothing_is_a_usage_error(kernel: Kernel, offline: Offline) -> None:
+    execution = kernel.run("%%codex --with-output\nWhat did it show?")
+    assert execution.reply["content"]["status"] == "error"
+    assert execution.stderr.startswith("UsageError: --with-output: no cell before this one has shown an output")
+    assert offline.model.requests == []

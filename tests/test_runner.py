@@ -104,7 +104,7 @@ class _Session:
     def release(self, owner: object) -> None:
         pass
 
-    def start_turn(self, prompt: str, settings: TurnSettings, *, cancelled: Any = None) -> tuple[object, list[str]]:
+    def start_turn(self, prompt: str, settings: TurnSettings, **_options: Any) -> tuple[object, list[str]]:
         self.calls.append("turn/start")
         if self.fail:
             raise RuntimeError("no app-server")
