@@ -8,7 +8,8 @@
     ├── TurnBusyError            a turn was started while another runs in the kernel
     └── TurnError                a turn ended without completing; ``.result`` holds it
         ├── TurnFailedError      the model or Codex reported a failure
-        └── TurnInterruptedError the turn was interrupted (kernel interrupt, timeout)
+        ├── TurnInterruptedError the turn was interrupted (kernel interrupt, timeout)
+        └── OutputSchemaError    the answer does not match the cell's --schema
 
 Bad input to the magics raises IPython's ``UsageError`` instead.
 """
@@ -55,3 +56,7 @@ class TurnFailedError(TurnError):
 
 class TurnInterruptedError(TurnError):
     """The turn was interrupted; its result (status interrupted) keeps the items so far."""
+
+
+class OutputSchemaError(TurnError):
+    """The turn completed, but its answer does not match the cell's ``--schema``; the text is kept."""

@@ -40,6 +40,7 @@ _C_PLAN = "#0969da"
 _C_TOOL = "#8250df"
 _C_WEB = "#1b7c83"
 _C_IMAGE = "#bf3989"
+_C_USER = "#57606a"
 _C_AGENT = "#6639ba"
 _C_REVIEW = "#bc4c00"
 

@@ -25,11 +25,13 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, CFloat, Enum, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
+from . import _commands
 from ._errors import CodexMagicError
 from ._context import OutputRecorder, attach
 from ._interrupts import InterruptLatch
 from ._kernel import KERNEL_RUN_POLICIES, KernelAccess, instructions
 from ._requests import APPROVAL_POLICIES, HEADLESS_POLICIES
+from ._schema import OutputSchema
 from ._text import plain
 
 SANDBOXES = ("read-only", "workspace-write", "full-access")
@@ -38,12 +40,8 @@ SANDBOXES = ("read-only", "workspace-write", "full-access")
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
 RESULT_NAME = "_codex_result"
 _SESSION_MODULE = __name__.rpartition(".")[0] + "._session"
-SUBCOMMANDS = {
-    "fix": "fix [TEXT]: ask Codex to fix the last error a cell raised (its traceback and the cell go with TEXT)",
-    "new": "start a new thread at the next %%codex cell",
-    "thread": "print the current thread id",
-    "help": "show this help",
-}
+# The %codex commands and their one-line help; their parsers and logic are in _commands.
+SUBCOMMANDS = dict(_commands.SUBCOMMANDS)
 _SEE_HELP = "see %%codex? for the options"
 _NEGATIVE = re.compile(r"-\d+|-\d*\.\d+")  # argparse takes these for values, not options
 _CODEX_CELL = re.compile(r"%%codex(?=\s|$)")
@@ -52,7 +50,7 @@ _SHELL_NAMES = re.compile(r"_+|_i+|_i?\d+|_oh|_dh|_ih|_exit_code|In|Out|get_ipyt
 
 
 def _option_help() -> str:
-    return "; ".join(f"%codex {name}: {text}" for name, text in SUBCOMMANDS.items())
+    return f"the commands are {', '.join(SUBCOMMANDS)} (%codex help describes them)"
 
 
 def _one_line(text: str) -> str:
@@ -98,6 +96,46 @@ def _parse(parser: ArgumentParser, line: str) -> Namespace:
     guess = difflib.get_close_matches(unknown[0].partition("=")[0], names, n=1)
     hint = f" (did you mean {guess[0]}?)" if guess else ""
     raise UsageError(f"%%codex: unrecognized arguments: {_one_line(' '.join(extra))}{hint}; {_SEE_HELP}.")
+
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+
+
+_IMAGE_FETCH_SECONDS = 15.0
+_IMAGE_MAX_BYTES = 20 * 1024 * 1024
+
+
+def _image(value: str) -> str:
+    """An --image value as sent: a file as its absolute path, a URL fetched into a data: URL.
+
+    The app-server takes no remote image URLs, so the kernel fetches it (the notebook's
+    network, not Codex's sandbox).
+    """
+    if re.match(r"https?://\S+$", value, re.IGNORECASE):
+        return _fetched_image(value)
+    path = os.path.abspath(os.path.expanduser(value))
+    if not os.path.isfile(path):
+        raise UsageError(f"--image {_one_line(value)!r}: no such file; give an image file's path or an http(s) URL.")
+    if not path.lower().endswith(_IMAGE_SUFFIXES):
+        raise UsageError(f"--image {_one_line(value)!r}: not an image Codex takes: use a PNG, JPEG, GIF or WebP file.")
+    return path
+
+
+def _fetched_image(url: str) -> str:
+    import base64
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=_IMAGE_FETCH_SECONDS) as response:  # noqa: S310 - http(s) only
+            kind = response.headers.get_content_type()
+            data = response.read(_IMAGE_MAX_BYTES + 1)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"--image {_one_line(url)}: could not fetch it ({_one_line(str(error))}).") from None
+    if kind not in ("image/png", "image/jpeg", "image/gif", "image/webp"):
+        raise UsageError(f"--image {_one_line(url)}: it is {kind}, not an image Codex takes (PNG, JPEG, GIF or WebP).")
+    if len(data) > _IMAGE_MAX_BYTES:
+        raise UsageError(f"--image {_one_line(url)}: larger than {_IMAGE_MAX_BYTES // 2**20} MB.")
+    return f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def _trim_blank_lines(text: str) -> str:
@@ -152,7 +190,8 @@ class CellOptions:
     timeout: float
     kernel_tools: bool = True
     kernel_run: str = "ask"
-    images: tuple[str, ...] = ()  # data: URLs attached to the prompt (--with-output)
+    images: tuple[str, ...] = ()  # sent with the prompt: local paths, http(s) or data: URLs
+    schema: OutputSchema | None = None  # --schema: the answer is JSON of this shape
     attached: tuple[str, ...] = ()  # what the options attached, for the transcript
 
 
@@ -283,6 +322,18 @@ class CodexMagic(Magics, Configurable):
         action="store_true",
         help="Replace {name} in the request by that variable's value (a bounded repr); other braces stay.",
     )
+    @argument(
+        "--schema",
+        metavar="NAME",
+        help="Ask for an answer in JSON of this shape: NAME is a pydantic model class or a JSON-schema dict "
+        "in the notebook; the validated object is in _codex_result.parsed.",
+    )
+    @argument(
+        "--image",
+        action="append",
+        metavar="PATH_OR_URL",
+        help="Send an image with the request: a PNG, JPEG, GIF or WebP file, or an http(s) URL (repeatable).",
+    )
     @argument("--new", action="store_true", help="Start a new thread before this turn.")
     @argument(
         "--out", metavar="NAME", help=f"Also store the result under this name (it is always in {RESULT_NAME})."
@@ -336,12 +387,15 @@ class CodexMagic(Magics, Configurable):
             )
         except ValueError as error:
             raise UsageError(f"--with-output: {error}.") from None
+        images = tuple(_image(value) for value in args.image or ()) + tuple(attached.images)
+        schema = None if args.schema is None else self._schema(args.schema)
         cwd = os.path.abspath(os.path.expanduser(args.cwd or self.cwd or os.getcwd()))
         if not os.path.isdir(cwd):
             raise UsageError(f"--cwd {_one_line(cwd)!r} is not a directory: pass an existing directory.")
         return CellOptions(
             prompt=attached.prompt,
-            images=tuple(attached.images),
+            images=images,
+            schema=schema,
             attached=tuple(attached.notes),
             cwd=cwd,
             sandbox=args.sandbox or self.sandbox,
@@ -354,6 +408,18 @@ class CodexMagic(Magics, Configurable):
             kernel_tools=self.kernel_tools and not args.no_kernel_tools,
             kernel_run=args.kernel_run or self.kernel_run,
         )
+
+    def _schema(self, name: str) -> OutputSchema:
+        """The --schema NAME of the user's namespace, checked."""
+        if not name.isidentifier() or name not in self.shell.user_ns:
+            raise UsageError(
+                f"--schema {_one_line(name)}: no such variable; define a pydantic model class or a "
+                "JSON-schema dict in the notebook first."
+            )
+        try:
+            return OutputSchema.of(name, self.shell.user_ns[name])
+        except ValueError as error:
+            raise UsageError(f"--schema {_one_line(str(error))}.") from None
 
     def _start(self, options: CellOptions, latch: InterruptLatch) -> Any:
         """The turn's runner, with the session and the view it needs."""
@@ -391,6 +457,7 @@ class CodexMagic(Magics, Configurable):
             latch=latch,
             images=options.images,
             attached=options.attached,
+            schema=options.schema,
             kernel=KernelAccess(
                 self.shell,
                 enabled=options.kernel_tools,
@@ -504,31 +571,23 @@ class CodexMagic(Magics, Configurable):
     # -- %codex -----------------------------------------------------------------------
 
     @line_magic("codex")
-    def codex_line(self, line: str) -> None:
-        """Manage the kernel's Codex thread: ``%codex new``, ``%codex thread``, ``%codex help``.
+    @_commands.documented
+    def codex_line(self, line: str) -> Any:
+        """Manage the kernel's Codex thread, account and app-server: ``%codex COMMAND [options]``.
 
+        ``%codex help`` lists the commands, ``%codex COMMAND --help`` shows one's options.
         To ask Codex something, start a cell with %%codex; %%codex? lists its options.
         """
-        words = line.split()
-        command = words[0] if words else "help"
-        if command == "fix":
-            self.codex_cell("", self.fix_prompt(line.strip()[len("fix") :]))
-            return
-        if command not in SUBCOMMANDS or len(words) > 1:
+        command, rest = _commands.split(line)
+        if command == "fix" and not _commands.asks_help(rest):
+            self.codex_cell("", self.fix_prompt(rest))  # free text: not parsed
+            return None
+        if command not in SUBCOMMANDS:
             raise UsageError(
-                f"%codex {_one_line(line.strip())}: unknown command. {_option_help()}. "
+                f"%codex {_one_line(command)}: unknown command; {_option_help()}. "
                 "To ask Codex something, start a cell with %%codex."
             )
-        from . import _session
-
-        if command == "new":
-            _session.get_session().new_thread()
-            print("The next %%codex cell starts a new thread.")
-        elif command == "thread":
-            thread_id = _session.current_thread_id()
-            print(thread_id or "No thread yet: the first %%codex cell starts one.")
-        else:
-            print(_option_help())
+        return _commands.run(self, command, rest)
 
 
 def transform_codex_cell(lines: list[str]) -> list[str]:

@@ -31,6 +31,7 @@ from ._html import (
     _C_REVIEW,
     _C_THINK,
     _C_TOOL,
+    _C_USER,
     _C_WEB,
     _CODE,
     _DEL_BG,
@@ -56,6 +57,7 @@ from ._html import (
     _img,
     _label,
     _link,
+    _web_url,
     _with_cursor,
 )
 from ._markdown import _fenced, _markdown_parts, _md_code, _md_escape
@@ -673,10 +675,11 @@ def _dynamic_output(items: list[Any]) -> _ToolOutput:
 
 def _tool_call(
     *, name: str, arguments: object, state: tuple[str, str] | None, duration: object,
-    output: _ToolOutput, error: str, mode: str, what: str,
+    output: _ToolOutput, error: str, mode: str, what: str, code: str = "",
 ) -> Rendered:
     args = arguments if isinstance(arguments, str) else ("" if arguments is None else _json(arguments))
-    call = f"{name}({_cut(args, _ARGS_CHARS)})"
+    # Code passed to a tool (run_python, propose_cell) reads as code, not as escaped JSON.
+    call = f"{name}(code)" if code else f"{name}({_cut(args, _ARGS_CHARS)})"
     when = _duration(duration)
     colour = _ERR if error else _C_TOOL
     head = (
@@ -696,6 +699,11 @@ def _tool_call(
     if error:
         text_parts.append(f"error: {_cut(error, 4000)}")
         md_parts.append(f"> **error:** {_md_escape(_one_line(error, 4000))}")
+    shown_code = _cut(code, _CODE_CHARS) if code else ""
+    if shown_code:
+        head += f'<pre style="{_PRE}">{esc(shown_code)}</pre>'
+        text_parts.insert(0, "\n".join("  " + line for line in shown_code.splitlines()))
+        md_parts.insert(0, _fenced(shown_code, "python"))
     text = f"\u2192 {call}{_status_text(state)}{after}" + "".join(f"\n{p}" for p in text_parts if p)
     md = f"**{_md_escape(what)}** {_md_code(call)}{_status_md(state)}{after}"
     md += "".join(f"\n\n{p}" for p in md_parts if p)
@@ -727,9 +735,12 @@ def _dynamic_tool_call(item: Json, mode: str) -> Rendered:
     if failed and mode == "done" and _s(status) in ("", "completed"):
         status = "failed"
     output = _dynamic_output(_l(item.get("contentItems")))
+    arguments = item.get("arguments")
+    code = arguments.get("code") if isinstance(arguments, dict) and set(arguments) == {"code"} else None
     return _tool_call(
         name=name,
-        arguments=item.get("arguments"),
+        arguments=arguments,
+        code=code if isinstance(code, str) else "",
         state=_status(status, mode),
         duration=item.get("durationMs"),
         output=output,
@@ -939,8 +950,36 @@ def _hidden(item: Json, mode: str) -> Rendered:
     return _EMPTY
 
 
+def _user_message(item: Json, mode: str) -> Rendered:
+    """The cell's prompt shows only the images sent with it; text sent during the turn shows too."""
+    parts = [p for p in _l(item.get("content")) if isinstance(p, dict)]
+    text = "\n".join(_s(p.get("text")) for p in parts if p.get("type") == "text").strip()
+    names = [
+        _s(p.get("path")).rsplit("/", 1)[-1] if p.get("type") == "localImage" else _s(p.get("url"))[:80]
+        for p in parts
+        if p.get("type") in ("localImage", "image")
+    ]
+    thumbnails = [src for src in (_image_src(u) or _web_url(u) for u in _l(item.get("_images"))) if src]
+    prompt = item.get("_prompt", True)
+    if prompt and not names:
+        return _EMPTY
+    title = "you, during the turn" if not prompt else "images sent"
+    markup = f"<div>{_label(title)}</div>"
+    plain_text, md = f"[{title}]", f"**{title}**"
+    if not prompt and text:
+        markup += f"<div>{esc(text)}</div>"
+        plain_text += f" {text}"
+        md += f" {_md_escape(_one_line(text, 4000))}"
+    if names:
+        markup += f'<div style="{_DIM}">{esc(", ".join(names))}</div>'
+        plain_text += f" ({', '.join(names)})"
+        md += f" ({_md_escape(', '.join(names))})"
+    markup += "".join(_img(src, "image sent") for src in thumbnails)
+    return Rendered(_card(_C_USER, markup), plain_text, md)
+
+
 _RENDERERS: dict[str, _Renderer] = {
-    "userMessage": _hidden,
+    "userMessage": _user_message,
     "hookPrompt": _hook_prompt,
     "agentMessage": _agent_message,
     "functionCallOutput": _function_call_output,
@@ -1053,6 +1092,7 @@ def render_notice(kind: str, text: str) -> Rendered:
 
 
 _CODE_LINES = 80  # lines of code a request box shows
+_CODE_CHARS = 8_000  # characters of code a tool call shows
 
 _REQUEST_TITLES = {
     FILE_CHANGE: "Codex asks to change files",
@@ -1186,7 +1226,11 @@ def render_turn(
     )
     ended = status not in ("running", "starting")
     body = [render_plan(plan)] if plan else []
+    prompt_seen = False
     for position, item in enumerate(items):
+        if isinstance(item, dict) and item.get("type") == "userMessage" and "_prompt" not in item:
+            # The first user message is the cell's own text; later ones were sent during the turn.
+            item, prompt_seen = {**item, "_prompt": not prompt_seen}, True
         known = rendered[position] if position < len(rendered) else None
         if known is not None:
             body.append(known)

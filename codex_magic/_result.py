@@ -32,6 +32,9 @@ class RunResult(TurnResult):
     unfinished: frozenset[str] = frozenset()  # ids of items still in flight when it ended
     # The app-server's last log lines, when it stopped during the turn (else empty).
     app_server_log: str = ""
+    # --schema: the answer as a validated object (a model instance, or the JSON value).
+    parsed: Any = None
+    schema_error: str | None = None  # why the answer does not match the schema
 
     def _rendered(self) -> Rendered:
         items = [item.model_dump(by_alias=True, mode="json") for item in self.items]

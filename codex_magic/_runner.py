@@ -20,7 +20,9 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 from openai_codex import TurnHandle
 from openai_codex.models import Notification, UnknownNotification
 
-from ._errors import TurnFailedError, TurnInterruptedError
+from openai_codex.errors import CodexRpcError
+
+from ._errors import AppServerError, OutputSchemaError, TurnFailedError, TurnInterruptedError
 from ._text import one_line
 from ._interrupts import InterruptLatch
 from ._result import RunResult, build_result
@@ -28,7 +30,8 @@ from ._kernel import KernelAccess
 from ._kernel_tools import READ_ONLY, ToolReply
 from ._requests import ACCEPT, ACCEPT_FOR_TURN, CANCEL, TOOL_CALL, Request, decline_response
 from ._session import CodexSession, TurnNotStarted, TurnSettings
-from ._transcript import FAILED, INTERRUPTED, Transcript
+from ._schema import OutputSchema, SchemaMismatch
+from ._transcript import COMPLETED, FAILED, INTERRUPTED, Transcript, final_response
 
 Json = dict[str, Any]
 
@@ -57,6 +60,8 @@ class View(Protocol):
     def finish(self, transcript: Transcript) -> None: ...
 
     def set_stop(self, stop: Callable[[], None] | None) -> None: ...
+
+    def set_steer(self, steer: Callable[[str], None] | None) -> None: ...
 
     def shown(self, timeout: float) -> bool:
         """Whether someone sees the view and can answer; may wait up to ``timeout`` to know."""
@@ -229,6 +234,7 @@ class TurnRun:
         kernel: KernelAccess | None = None,
         images: Sequence[str] = (),
         attached: Sequence[str] = (),
+        schema: OutputSchema | None = None,
     ) -> None:
         self.session = session
         self.prompt = prompt
@@ -242,7 +248,8 @@ class TurnRun:
         # Kernel interrupts (SIGINT) caught since the cell started; see _interrupts.
         self.latch = latch or InterruptLatch()
         self.kernel = kernel  # the kernel tools' policy for this turn; None: no kernel tools
-        self.images = list(images)  # data: URLs sent with the prompt
+        self.images = list(images)  # sent with the prompt: local paths, http(s) or data: URLs
+        self.schema = schema  # --schema: the answer is parsed and checked against it
         self._runs_approved = False  # "Approve for this turn" was clicked for a kernel run
         self._finished = False  # the cell's thread takes no more work from the inbox
         self.transcript = Transcript()
@@ -292,8 +299,19 @@ class TurnRun:
         self.session.set_request_sink(self._on_server_request)
         try:
             handle, notices = self.session.start_turn(
-                self.prompt, self.settings, images=self.images, cancelled=lambda: self.latch.hit
+                self.prompt,
+                self.settings,
+                images=self.images,
+                output_schema=self.schema.wire if self.schema is not None else None,
+                cancelled=lambda: self.latch.hit,
             )
+        except CodexRpcError as exc:
+            # The app-server refused the turn: one line, not the SDK's traceback.
+            self.session.set_request_sink(None)
+            self.session.release(self)
+            refused = AppServerError(f"the codex app-server refused the turn: {one_line(exc.message, 300)}")
+            self._fail_to_start(refused, show=quick)
+            raise refused from None
         except BaseException as exc:
             # Show why in the view, then let the error reach the cell.
             self.session.set_request_sink(None)
@@ -316,6 +334,7 @@ class TurnRun:
             self.transcript.note("session", notice)
         threading.Thread(target=self._pump, name="codex-magic-pump", daemon=True).start()
         self.view.set_stop(self.stop)
+        self.view.set_steer(self.steer)
         self._render(force=True)
 
     def _began(self) -> bool:
@@ -617,6 +636,27 @@ class TurnRun:
             return f"waiting for the model: nothing received for over {WAIT_NOTICE:g} s{limit}"
         return None
 
+    def steer(self, text: str) -> None:
+        """The view's Send: add the text to the running turn (``turn/steer``).
+
+        Sent from a helper thread: the app-server's answer comes through the SDK's reader
+        thread, which may be waiting for a click on this same event loop (an approval).
+        A refusal (the turn has just ended) is said in the transcript.
+        """
+        handle = self.handle
+        if handle is None or self.transcript.done or self.interrupt_reason is not None:
+            self._tell("steer", f"not sent, the turn has ended: {text!r}; send it in a new %%codex cell")
+            return
+
+        def send() -> None:
+            try:
+                handle.steer(text)
+            except Exception as exc:
+                why = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+                self._tell("steer", f"not sent ({why}): {text!r}; send it in a new %%codex cell")
+
+        threading.Thread(target=send, name="codex-magic-steer", daemon=True).start()
+
     def stop(self) -> None:
         """The view's Stop button: interrupt the turn and wake the loop to settle it."""
         self.request_interrupt("stopped by the user")
@@ -667,6 +707,7 @@ class TurnRun:
         self.session.set_request_sink(None)
         self.session.release(self)
         self.view.set_stop(None)
+        self.view.set_steer(None)
         self._drain()
         if not self.transcript.done:
             self.transcript.abandon(INTERRUPTED, self.interrupt_reason)
@@ -678,8 +719,24 @@ class TurnRun:
         self._finished = True
         if self.transcript.status == INTERRUPTED:
             self._stop_commands()
+        parsed, mismatch = self._parse_answer()
         self.view.finish(self.transcript)
-        return build_result(self.transcript)
+        result = build_result(self.transcript)
+        result.parsed, result.schema_error = parsed, mismatch
+        return result
+
+    def _parse_answer(self) -> tuple[Any, str | None]:
+        """--schema: the completed turn's answer as a validated object, or why it is not one."""
+        transcript = self.transcript
+        if self.schema is None or transcript.status != COMPLETED:
+            return None, None
+        answer = final_response([transcript.items[i].data for i in transcript.completed_order])
+        try:
+            return self.schema.parse(answer), None
+        except SchemaMismatch as error:
+            mismatch = f"the answer does not match {self.schema.name}: {error}"
+            transcript.note("schema", mismatch)
+            return None, mismatch
 
     # -- drivers --------------------------------------------------------------------
 
@@ -757,3 +814,7 @@ def raise_for_status(result: RunResult, *, out: str, reason: str | None = None) 
     if status == INTERRUPTED:
         why = f": {message}" if message else ""
         raise TurnInterruptedError(f"turn interrupted{why} (the partial result is in {out})", result)
+    if result.schema_error:
+        raise OutputSchemaError(
+            f"{one_line(result.schema_error, 200)} (the answer's text is in {out}.final_response)", result
+        )

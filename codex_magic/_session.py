@@ -10,18 +10,21 @@ rollout on disk. This module imports neither IPython nor ipywidgets.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from openai_codex import ImageInput, Sandbox, TextInput, Thread, TurnHandle
+from openai_codex import ImageInput, LocalImageInput, Sandbox, TextInput, Thread, TurnHandle
 from openai_codex.client import CodexClient, CodexConfig
 from openai_codex.errors import CodexRpcError, TransportClosedError
+from openai_codex.generated.v2_all import ChatgptDeviceCodeLoginAccountResponse, RateLimitSnapshot
 from openai_codex.types import ReasoningEffort
 
 from ._errors import AppServerError, NotLoggedInError, TurnBusyError
@@ -224,11 +227,12 @@ class CodexSession:
             return
         # A command can print them (printenv, cat auth.json); they are hidden wherever
         # the turn is shown. The model still receives what commands print.
-        hide_secrets(secret_values(os.environ))
+        hide_secrets([*secret_values(os.environ), *([self._login_key] if self._login_key else [])])
         self._discard_client()
         client = self._boot()
         try:
-            key = self._check_login(client)
+            # A key given to %codex login is used again when the app-server restarts.
+            key = self._login_key or self._check_login(client)
             if key is not None:
                 # The app-server does not read API keys from the environment: log in
                 # with the key, held in memory, so the user's auth.json is untouched.
@@ -451,6 +455,7 @@ class CodexSession:
         settings: TurnSettings,
         *,
         images: Sequence[str] = (),
+        output_schema: Json | None = None,
         cancelled: Callable[[], bool] = lambda: False,
     ) -> tuple[TurnHandle, list[str]]:
         """Start a turn on the kernel's thread; returns its handle and what to tell the user.
@@ -460,17 +465,22 @@ class CodexSession:
         """
         with self._lock:
             try:
-                handle, notice = self._start_turn(prompt, settings, images, cancelled)
+                handle, notice = self._start_turn(prompt, settings, images, output_schema, cancelled)
             except (TransportClosedError, BrokenPipeError):
                 # The process died since the last turn (it may not be reaped yet):
                 # start a new one, which resumes the thread.
                 self._discard_client()
-                handle, notice = self._start_turn(prompt, settings, images, cancelled)
+                handle, notice = self._start_turn(prompt, settings, images, output_schema, cancelled)
             notices, self.notices = self.notices + ([notice] if notice else []), []
             return handle, notices
 
     def _start_turn(
-        self, prompt: str, settings: TurnSettings, images: Sequence[str], cancelled: Callable[[], bool]
+        self,
+        prompt: str,
+        settings: TurnSettings,
+        images: Sequence[str],
+        output_schema: Json | None,
+        cancelled: Callable[[], bool],
     ) -> tuple[TurnHandle, str | None]:
         self.start()
         thread, notice = self._ensure_thread(settings)
@@ -490,7 +500,8 @@ class CodexSession:
         if cancelled():
             raise TurnNotStarted("interrupted before the prompt was sent")
         handle = thread.turn(
-            [TextInput(prompt), *(ImageInput(url) for url in images)] if images else prompt,
+            [TextInput(prompt), *map(_image_input, images)] if images else prompt,
+            output_schema=output_schema,
             cwd=settings.cwd,
             model=model,
             effort=ReasoningEffort(effort) if effort else None,
@@ -568,6 +579,359 @@ class CodexSession:
             return stopped
 
         return _with_deadline(stop, timeout, "stopping the turn's commands")
+
+    # -- %codex subcommands ---------------------------------------------------------
+
+    _login_key: str | None = None  # the API key %codex login gave: in memory, used again at restarts
+
+    @property
+    def app_server_version(self) -> str | None:
+        """The running app-server's version, from its initialize reply."""
+        # Private: the SDK keeps the version the app-server reported but has no accessor.
+        return self._client._runtime_version if self.running and self._client is not None else None
+
+    def hold(self, what: str) -> _Hold:
+        """Keep turns off the thread while a command changes it; TurnBusyError while one runs."""
+        return _Hold(self, what)
+
+    def reader(self) -> _Reader:
+        """A client to read with: the session's app-server, or a short-lived one without a login."""
+        return _Reader(self)
+
+    def _request(self, call: Callable[[], T], what: str) -> T:
+        return _with_deadline(call, self.startup_timeout, what)
+
+    @property
+    def thread_effort(self) -> str | None:
+        """The reasoning effort the thread runs with when a cell names none."""
+        return self._thread_defaults.get("effort") if self._thread is not None else None
+
+    def list_threads(self, *, cwd: str | None, limit: int, count_turns: bool = False) -> list[ThreadSummary]:
+        """Stored threads, the most recently updated first (of one directory unless cwd is None)."""
+        with self.reader() as client:
+            params: Json = {"limit": limit, "sortKey": "updated_at"}
+            if cwd is not None:
+                params["cwd"] = cwd
+            listed = self._request(lambda: client.thread_list(params), "the thread list")
+            threads = [ThreadSummary.of(thread) for thread in listed.data]
+            if not count_turns:
+                return threads
+            # The list carries no turns: read each thread's (from its rollout).
+            return [dataclasses.replace(thread, turns=len(self._turns_of(client, thread.id))) for thread in threads]
+
+    def _turns_of(self, client: _Client, thread_id: str) -> list[Any]:
+        read = self._request(lambda: client.thread_read(thread_id, include_turns=True), "reading a thread")
+        return list(read.thread.turns)
+
+    def read_turns(self, thread_id: str) -> ThreadDetails:
+        """A stored thread with its turns."""
+        with self.reader() as client:
+            read = self._request(lambda: client.thread_read(thread_id, include_turns=True), "reading the thread")
+            return ThreadDetails(ThreadSummary.of(read.thread), list(read.thread.turns))
+
+    def _adopt(self, client: _Client, thread_id: str, model: str | None, effort: Any) -> None:
+        self._thread = Thread(client, thread_id)
+        self._thread_defaults = {"model": model, "effort": effort.value if effort is not None else None}
+        self._sent_effort = None
+
+    def resume_thread(self, thread_id: str, *, cwd: str) -> ThreadDetails:
+        """Make a stored thread the kernel's thread (its first turn must have ended)."""
+        with self.hold("resume a thread"):
+            self.start()
+            client = self._client
+            assert client is not None
+            params: Json = {"cwd": cwd, **({"config": self._thread_config} if self._thread_config else {})}
+            resumed = self._request(lambda: client.thread_resume(thread_id, params), "the resume")
+            self._adopt(client, resumed.thread.id, resumed.model, resumed.reasoning_effort)
+        details = self.read_turns(resumed.thread.id)
+        return details
+
+    def _loaded_thread(self, cwd: str) -> Thread:
+        """The kernel's thread, loaded in the running app-server (resumed after a restart)."""
+        self.start()
+        client = self._client
+        assert client is not None
+        if self._thread is None:
+            raise NoThread("no thread yet")
+        if self._thread._client is not client:
+            params: Json = {"cwd": cwd, **({"config": self._thread_config} if self._thread_config else {})}
+            thread_id = self._thread.id
+            resumed = self._request(lambda: client.thread_resume(thread_id, params), "the resume")
+            self._adopt(client, resumed.thread.id, resumed.model, resumed.reasoning_effort)
+        return self._thread
+
+    def fork_thread(self, *, cwd: str) -> tuple[str, str]:
+        """Start a thread with the current one's history and make it the kernel's; (old id, new id)."""
+        with self.hold("fork the thread"):
+            source = self._loaded_thread(cwd)
+            client = self._client
+            assert client is not None
+            params: Json = {"cwd": cwd, **({"config": self._thread_config} if self._thread_config else {})}
+            forked = self._request(lambda: client.thread_fork(source.id, params), "the fork")
+            self._adopt(client, forked.thread.id, forked.model, forked.reasoning_effort)
+            return source.id, forked.thread.id
+
+    def name_thread(self, name: str) -> str:
+        """Give the current thread a name; its id."""
+        if self._thread is None:
+            raise NoThread("no thread yet")
+        thread_id = self._thread.id
+        with self.reader() as client:
+            self._request(lambda: client.thread_set_name(thread_id, name), "naming the thread")
+        return thread_id
+
+    def compact_thread(self, *, cwd: str, timeout: float) -> Any:
+        """Compact the current thread's context and wait for it; the compaction turn."""
+        with self.hold("compact the thread"):
+            thread = self._loaded_thread(cwd)
+            client = self._client
+            assert client is not None
+            before = len(self._request(lambda: client.thread_read(thread.id, include_turns=True), "reading").thread.turns)
+            self._request(lambda: client.thread_compact(thread.id), "the compaction")
+            # The compaction runs as a turn the SDK does not route to us: watch the thread.
+            deadline = time.monotonic() + timeout
+            while True:
+                read = self._request(lambda: client.thread_read(thread.id, include_turns=True), "reading")
+                turns = read.thread.turns
+                if len(turns) > before and turns[-1].status.value != "inProgress" and read.thread.status.root.type != "active":
+                    return turns[-1]
+                if time.monotonic() > deadline:
+                    raise AppServerError(f"the compaction did not end within {timeout:.0f} s")
+                time.sleep(0.05)
+
+    def archive_thread(self) -> str:
+        """Archive the current thread; the next turn starts a new one. Its id."""
+        with self.hold("archive the thread"):
+            if self._thread is None:
+                raise NoThread("no thread yet")
+            thread_id = self._thread.id
+            self.start()
+            client = self._client
+            assert client is not None
+            self._request(lambda: client.thread_archive(thread_id), "the archive")
+            self.new_thread()
+            return thread_id
+
+    def account_status(self) -> AccountStatus:
+        """The account, the app-server and the rate limits, as the app-server reports them."""
+        with self.reader() as client:
+            account = self._request(lambda: client.account_read({"refreshToken": False}), "the account check")
+            config = self._read_config(client)
+            limits, why = None, None
+            try:
+                limits = self._request(
+                    lambda: client.request("account/rateLimits/read", None, response_model=_RateLimits),
+                    "the rate limits",
+                )
+            except CodexRpcError as exc:
+                why = exc.message
+            return AccountStatus(
+                account=account.account.root if account.account is not None else None,
+                requires_login=account.requires_openai_auth,
+                provider=config.get("model_provider"),
+                config_model=config.get("model"),
+                config_effort=config.get("model_reasoning_effort"),
+                version=client._runtime_version,  # private: see app_server_version
+                pid=self.pid if client is self._client else None,
+                rate_limits=limits,
+                rate_limits_missing=why,
+            )
+
+    def list_models(self, *, include_hidden: bool = False) -> list[Any]:
+        """The app-server's models (the SDK's Model entries)."""
+        with self.reader() as client:
+            return list(self._request(lambda: client.model_list(include_hidden=include_hidden), "the model list").data)
+
+    def codex_config(self, *, cwd: str) -> tuple[Json, Json]:
+        """Codex's configuration in force for cwd and where each key comes from (config/read)."""
+        with self.reader() as client:
+            read = self._request(
+                lambda: client.request("config/read", {"includeLayers": True, "cwd": cwd}, response_model=_AnyResponse),
+                "reading the configuration",
+            )
+            extra = read.model_extra or {}
+            return extra.get("config") or {}, extra.get("origins") or {}
+
+    def login_api_key(self, key: str) -> None:
+        """Log in with an API key, held in memory by a new app-server; the thread resumes."""
+        with self.hold("log in"):
+            hide_secrets([*secret_values(os.environ), key])
+            client = self._boot(_EPHEMERAL_AUTH)
+            try:
+                login: Json = {"type": "apiKey", "apiKey": key}
+                self._request(lambda: client.account_login_start(login), "the login")
+                policy = self._environment_policy(client)
+            except BaseException:
+                client.close()
+                raise
+            self._discard_client()
+            self._client, self._thread_config, self._login_key = client, policy, key
+
+    def login_device_code(self, show: Callable[[str, str], None], *, timeout: float) -> Any:
+        """ChatGPT device-code login: ``show(url, code)``, then wait for the user; the account.
+
+        The login is stored as ``codex login --device-auth`` stores it. The new app-server
+        becomes the session's once the login succeeded; else it is closed.
+        """
+        with self.hold("log in"):
+            client = self._boot()
+            try:
+                started = self._request(
+                    lambda: client.account_login_start({"type": "chatgptDeviceCode"}), "the device login"
+                ).root
+                if not isinstance(started, ChatgptDeviceCodeLoginAccountResponse):
+                    raise AppServerError(f"the app-server answered the device login with {type(started).__name__}")
+                show(started.verification_url, started.user_code)
+                try:
+                    done = _with_deadline(
+                        lambda: client.wait_for_login_completed(started.login_id), timeout, "the device login"
+                    )
+                except BaseException:  # a timeout or Ctrl-C: stop the login before closing
+                    try:
+                        _with_deadline(lambda: client.account_login_cancel(started.login_id), 5.0, "the cancel")
+                    except Exception:
+                        pass
+                    raise
+                if not done.success:
+                    raise AppServerError(f"the ChatGPT login failed: {done.error or 'no reason given'}")
+                account = self._request(lambda: client.account_read({"refreshToken": False}), "the account check")
+                policy = self._environment_policy(client)
+            except BaseException:
+                client.close()
+                raise
+            self._discard_client()
+            self._client, self._thread_config, self._login_key = client, policy, None
+            return account.account.root if account.account is not None else None
+
+    def logout(self) -> bool:
+        """Log Codex out and stop the app-server, so the next turn checks the login again.
+
+        False if there was no login to end.
+        """
+        with self.hold("log out"):
+            self._login_key = None
+            try:
+                self.start()
+            except NotLoggedInError:
+                return False
+            client = self._client
+            assert client is not None
+            self._request(client.account_logout, "the logout")
+            self._discard_client()
+            return True
+
+    def stop(self) -> int | None:
+        """Stop the app-server (the next turn starts it again and resumes the thread); its pid."""
+        with self.hold("stop the app-server"):
+            pid = self.pid if self.running else None
+            self.close()
+            return pid
+
+
+class NoThread(Exception):
+    """A command needs the kernel's thread, and there is none yet."""
+
+
+class _Hold:
+    """``CodexSession.hold``: the thread reserved for one command, as a turn reserves it."""
+
+    def __init__(self, session: CodexSession, what: str) -> None:
+        self.session, self.what = session, what
+
+    def __enter__(self) -> None:
+        with self.session._lock:
+            if self.session._owner is not None:
+                raise TurnBusyError(
+                    f"a %%codex turn is running in this kernel: {self.what} once it has ended (or stop it)"
+                )
+            self.session._owner = self
+
+    def __exit__(self, *exc: object) -> None:
+        self.session.release(self)
+
+
+class _Reader:
+    """``CodexSession.reader``: the session's client, or without credentials a short-lived one."""
+
+    def __init__(self, session: CodexSession) -> None:
+        self.session = session
+        self.temporary: _Client | None = None
+
+    def __enter__(self) -> _Client:
+        try:
+            self.session.start()
+        except NotLoggedInError:
+            # Reading threads, models or the account needs no login; the session's
+            # app-server stays off, so the next turn still says how to log in.
+            self.temporary = self.session._boot()
+            return self.temporary
+        assert self.session._client is not None
+        return self.session._client
+
+    def __exit__(self, *exc: object) -> None:
+        if self.temporary is not None:
+            self.temporary.close()
+
+
+class _RateLimits(BaseModel):
+    """The reply of ``account/rateLimits/read`` (the parts shown)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    rate_limits: RateLimitSnapshot | None = Field(None, alias="rateLimits")
+
+
+@dataclass(frozen=True)
+class ThreadSummary:
+    """A stored thread, as ``%codex threads`` lists it."""
+
+    id: str
+    name: str | None
+    preview: str
+    cwd: str
+    updated_at: int | None
+    model: str | None
+    turns: int | None = None  # counted only when asked
+
+    @classmethod
+    def of(cls, thread: Any) -> ThreadSummary:
+        return cls(
+            id=thread.id,
+            name=thread.name,
+            preview=thread.preview or "",
+            cwd=str(thread.cwd.root if hasattr(thread.cwd, "root") else thread.cwd),
+            updated_at=thread.updated_at,
+            model=thread.model,
+        )
+
+
+@dataclass(frozen=True)
+class ThreadDetails:
+    """A stored thread and its turns (the SDK's Turn models)."""
+
+    thread: ThreadSummary
+    turns: list[Any]
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    """What ``%codex status`` reports of the account and the app-server."""
+
+    account: Any  # the SDK's ApiKeyAccount / ChatgptAccount / AmazonBedrockAccount, or None
+    requires_login: bool
+    provider: str | None
+    config_model: str | None
+    config_effort: str | None
+    version: str | None
+    pid: int | None  # None: a short-lived app-server answered (no login)
+    rate_limits: _RateLimits | None
+    rate_limits_missing: str | None
+
+
+def _image_input(image: str) -> ImageInput | LocalImageInput:
+    """An image sent with a prompt: a URL (http(s) or data:) as is, else a local file."""
+    if image.startswith(("data:", "http://", "https://")):
+        return ImageInput(image)
+    return LocalImageInput(image)
 
 
 _session: CodexSession | None = None

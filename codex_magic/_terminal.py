@@ -79,6 +79,9 @@ class TextView:
 
     answers_while_blocking = True  # requests are asked at a prompt while the turn waits
 
+    def set_steer(self, steer: Callable[[str], None] | None) -> None:
+        pass  # a terminal has no box to type into while the turn runs
+
     def set_stop(self, stop: Callable[[], None] | None) -> None:
         """Terminals stop a turn with Ctrl-C; there is no button."""
 

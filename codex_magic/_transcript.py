@@ -56,6 +56,7 @@ class ItemState:
     sizes: dict[str, int] = field(default_factory=dict)
     # Characters of streamed output dropped from the front to bound memory.
     dropped: int = 0
+    prompt: bool = False  # the turn's first user message: the cell's own text
 
     def view(self) -> Json:
         """The item's wire dict with streamed text merged in."""
@@ -208,19 +209,20 @@ class Transcript:
             return
         for stale in self._stale.pop(item.get("type", "unknown"), []):
             self.items.pop(stale, None)
-        self.items[item_id] = ItemState(
-            id=item_id, type=item.get("type", "unknown"), data=item, started_at=time.monotonic()
-        )
+        self.items[item_id] = self._new_state(item_id, item)
+
+    def _new_state(self, item_id: str, item: Json) -> ItemState:
+        kind = item.get("type", "unknown")
+        # The first user message is the cell's prompt; later ones were sent while the turn ran.
+        prompt = kind == "userMessage" and not any(s.type == "userMessage" for s in self.items.values())
+        return ItemState(id=item_id, type=kind, data=item, started_at=time.monotonic(), prompt=prompt)
 
     def _complete(self, item: Json) -> None:
         item = redact_json(item)  # what the result keeps shows no secret either
         item_id = item.get("id", f"item-{len(self.items)}")
         state = self.items.get(item_id)
         if state is None:
-            state = ItemState(
-                id=item_id, type=item.get("type", "unknown"), data=item, started_at=time.monotonic()
-            )
-            self.items[item_id] = state
+            state = self.items[item_id] = self._new_state(item_id, item)
         # The completed item is authoritative: output printed before item/started
         # only arrives here, so it replaces what was streamed.
         state.data = item

@@ -77,6 +77,18 @@ def item_data(state: ItemState, images: dict[str, str | None]) -> dict[str, Any]
             images[state.id] = image_data_url(str(data["path"]))
         if images[state.id]:
             data = {**data, "dataUrl": images[state.id]}
+    elif state.type == "userMessage":
+        # Images sent with the prompt (--image) as thumbnails: local files as data URLs.
+        shown = []
+        for index, part in enumerate(data.get("content") or []):
+            if isinstance(part, dict) and part.get("type") == "localImage" and part.get("path"):
+                key = f"{state.id}:{index}"
+                if key not in images:
+                    images[key] = image_data_url(str(part["path"]))
+                shown.append(images[key] or "")
+            elif isinstance(part, dict) and part.get("type") == "image":
+                shown.append(str(part.get("url") or ""))
+        data = {**data, "_prompt": state.prompt, "_images": shown}
     return data
 
 
@@ -213,7 +225,7 @@ class WidgetView:
     def __init__(self) -> None:
         import ipywidgets as widgets
         from IPython.display import display
-        from ipywidgets.widgets.widget_string import HTMLStyle
+        from ipywidgets.widgets.widget_string import HTMLStyle, TextStyle
 
         self._widgets = widgets
         # Layouts and styles are shared by every child of every turn: a child costs one
@@ -227,6 +239,12 @@ class WidgetView:
         self.stop = self._button("Stop", icon="stop", tooltip="Interrupt this turn; the result so far is kept in _codex_result")
         self._stop_callback: Callable[[], None] | None = None
         self.stop.on_click(self._clicked_stop)
+        # Steering: text added to the running turn, shown while it runs.
+        steer_layout = _shared("steer layout", lambda: widgets.Layout(width="16em", flex="0 1 auto"))
+        self.steer_text = widgets.Text(placeholder="Add to this turn…", layout=steer_layout, style=_shared("text style", TextStyle))
+        self.send = self._button("Send", icon="paper-plane", tooltip="Add this text to the running turn: Codex reads it at its next step")
+        self._steer_callback: Callable[[str], None] | None = None
+        self.send.on_click(self._clicked_send)
         # Shown from the start, so the turn's start costs no update: a click waits in the
         # kernel's queue until the turn has started, then stops it.
         top_layout = _shared("top layout", lambda: widgets.Layout(justify_content="space-between"))
@@ -275,9 +293,28 @@ class WidgetView:
     def set_stop(self, stop: Callable[[], None] | None) -> None:
         """Show the Stop button while ``stop`` can interrupt the turn; hide it with None."""
         self._stop_callback = stop
-        children = (self.header, self.stop) if stop is not None else (self.header,)
+        self._layout_top()
+
+    def set_steer(self, steer: Callable[[str], None] | None) -> None:
+        """Show the steering box while ``steer`` can add text to the turn; hide it with None."""
+        self._steer_callback = steer
+        self._layout_top()
+
+    def _layout_top(self) -> None:
+        children = (self.header,)
+        if self._steer_callback is not None:
+            children += (self.steer_text, self.send)
+        if self._stop_callback is not None:
+            children += (self.stop,)
         if self.top.children != children:
             self.top.children = children
+
+    def _clicked_send(self, _button: Any) -> None:
+        # Runs on the kernel's event loop while the awaited cell waits for the turn.
+        text = self.steer_text.value.strip()
+        if text and self._steer_callback is not None:
+            self.steer_text.value = ""
+            self._steer_callback(text)
 
     def _clicked_stop(self, _button: Any) -> None:
         # Runs on the kernel's event loop while the awaited cell waits for the turn.

@@ -40,6 +40,11 @@ def widgets(execution: Execution, model: str) -> list[tuple[str, dict[str, Any]]
     ]
 
 
+def _is_steering(state: dict[str, Any]) -> bool:
+    """The turn's own box for text sent while it runs, not a request's field."""
+    return str(state.get("placeholder", "")).startswith("Add to this turn")
+
+
 def buttons(execution: Execution) -> dict[str, str]:
     return {state["description"]: comm for comm, state in widgets(execution, "ButtonModel")}
 
@@ -115,7 +120,7 @@ def test_question_takes_typed_text(kernel: Kernel, offline: Offline) -> None:
     offline.model.add(function_call("request_user_input", {"questions": [question]}), message("OK."))
 
     def answer(kernel: Kernel, execution: Execution) -> None:
-        (text, _), = widgets(execution, "TextModel")
+        (text, _), = [(comm, state) for comm, state in widgets(execution, "TextModel") if not _is_steering(state)]
         kernel.update(text, {"value": "notes.md"})
         kernel.click(buttons(execution)["Answer"])
 
@@ -143,7 +148,7 @@ def test_mcp_server_form_is_filled_in(kernel: Kernel, offline: Offline) -> None:
     offline.model.add(function_call("ask_name", {}, namespace="mcp__asker"), message("Hello."))
 
     def fill(kernel: Kernel, execution: Execution) -> None:
-        (text, _), = widgets(execution, "TextModel")
+        (text, _), = [(comm, state) for comm, state in widgets(execution, "TextModel") if not _is_steering(state)]
         kernel.update(text, {"value": "Ada"})
         kernel.click(buttons(execution)["Submit"])
 

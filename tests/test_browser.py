@@ -11,6 +11,14 @@ read-only sandbox, then streams slowly. The test clicks Approve in the widget an
 command's output, then clicks Stop and sees the turn interrupted. The approval, before the click,
 is screenshotted into the test's temp dir, or where ``CODEX_MAGIC_APPROVAL_SCREENSHOT`` says
 (``CODEX_MAGIC_APPROVAL_SCREENSHOT=docs/approval.png`` refreshes the README's).
+
+The notebook agent: ``notebooks/notebook_agent.ipynb``, with its first ``%%codex`` cell asking
+before it runs code in the kernel (the notebook allows the run, to run headless). The test sees
+Codex's code in the request box, clicks Approve, sees the turn complete with the chart and the
+answer, and finds the cell Codex proposed as a new, unrun cell below the second ``%%codex`` cell.
+The widget of the first turn is screenshotted into the test's temp dir, or where
+``CODEX_MAGIC_SCREENSHOT_AGENT`` says (``CODEX_MAGIC_SCREENSHOT_AGENT=docs/notebook_agent.png``
+refreshes the README's).
 """
 
 from __future__ import annotations
@@ -374,3 +382,96 @@ def _assert_rendered(page: Any) -> None:
     body = page.locator("body").inner_text()
     for phrase in BROKEN:
         assert phrase not in body, f"{phrase!r} on the page"
+
+
+# The notebook agent: notebooks/notebook_agent.ipynb as a user runs it, except that its first
+# %%codex cell asks before running code (the notebook allows it, to run headless).
+AGENT_NOTEBOOK = REPO / "notebooks" / "notebook_agent.ipynb"
+AGENT_ALLOWS = "%%codex --kernel-run allow\n"
+PROPOSED = "# proposed by Codex"
+
+# JavaScript: every code cell has a prompt number, except a proposed cell (never run), and the
+# kernel is idle.
+AGENT_DONE_JS = """([proposed]) => {
+  const cells = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')];
+  const indicator = document.querySelector('.jp-Notebook-ExecutionIndicator');
+  return cells.length > 0 && indicator && indicator.getAttribute('data-status') === 'idle'
+    && cells.every((cell) => {
+      const prompt = cell.querySelector('.jp-InputArea-prompt').innerText.trim();
+      const source = cell.querySelector('.cm-content').innerText;
+      return /^\\[\\d+\\]:$/.test(prompt) || source.startsWith(proposed);
+    });
+}"""
+
+
+def test_notebook_agent_in_jupyterlab(tmp_path: Path) -> None:
+    """Approve Codex's run in the kernel, see the turn complete and the proposed cell below."""
+    _require_browser()
+    root = Path(tempfile.mkdtemp(prefix="agent-"))
+    notebook = json.loads(AGENT_NOTEBOOK.read_text(encoding="utf-8"))
+    allowing = [c for c in notebook["cells"] if "".join(c["source"]).startswith(AGENT_ALLOWS)]
+    assert len(allowing) == 1, f"no cell of {AGENT_NOTEBOOK.name} starts with {AGENT_ALLOWS!r}"
+    allowing[0]["source"] = "%%codex\n" + "".join(allowing[0]["source"])[len(AGENT_ALLOWS) :]
+    (root / AGENT_NOTEBOOK.name).write_text(json.dumps(notebook), encoding="utf-8")
+    shutil.copy(AGENT_NOTEBOOK.parent / "sales.csv", root / "sales.csv")
+    shot = Path(os.environ.get("CODEX_MAGIC_SCREENSHOT_AGENT") or tmp_path / "notebook_agent.png")
+    _in_jupyterlab(tmp_path, root, lambda page, lab: _run_agent(page, lab.url, lab.token, shot))
+
+
+def _run_agent(page: Any, url: str, token: str, screenshot: Path) -> None:
+    import pandas as pd
+
+    sales = pd.read_csv(AGENT_NOTEBOOK.parent / "sales.csv", thousands=",")
+    by_month = sales.groupby("month", sort=False)["revenue"].sum()
+    answer = f"Revenue peaked in {by_month.idxmax()} ({by_month.max():,})"
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    _open_notebook(page, url, token, AGENT_NOTEBOOK.name)
+    timings["open"] = time.monotonic() - started
+    cells = page.locator(".jp-Notebook .jp-CodeCell")
+    sources = [cells.nth(i).locator(".cm-content").inner_text() for i in range(cells.count())]
+    plot, fix = [i for i, source in enumerate(sources) if source.startswith("%%codex")]
+    _run_all(page)
+
+    # Codex looked at the kernel, then asks before running its code: the code is in the box.
+    widget = cells.nth(plot).locator(".jp-OutputArea .codex-magic")
+    approve = widget.get_by_role("button", name="Approve", exact=True)
+    approve.wait_for(state="visible", timeout=120_000)
+    for label in ("Approve for this turn", "Decline", "Cancel the turn"):
+        widget.get_by_role("button", name=label, exact=True).wait_for(state="visible", timeout=10_000)
+    asked = ["Codex asks to run code in this kernel", "by_month.plot.bar(", "list_variables", "inspect_variable"]
+    _wait_text(widget, asked, timeout=10)
+    assert "by_month" not in _cell_output(cells.nth(sources.index("by_month"))), "the code ran before the click"
+    _assert_rendered(page)
+    timings["asked"] = time.monotonic() - started - timings["open"]
+
+    approve.click()
+    _wait_text(widget, ["completed", answer], timeout=60)
+    assert widget.get_by_role("button", name="Approve", exact=True).count() == 0
+    charts = widget.locator("img[src^='data:image/png']")
+    assert charts.count() == 1, f"the chart Codex saw is not in the widget ({charts.count()} images)"
+    timings["approved"] = time.monotonic() - started - timings["open"] - timings["asked"]
+
+    # The rest runs; the proposed cell is a new cell right below the second %%codex cell, not run.
+    page.wait_for_function(AGENT_DONE_JS, arg=[PROPOSED], timeout=60_000, polling=100)
+    now = [cells.nth(i).locator(".cm-content").inner_text() for i in range(cells.count())]
+    assert len(now) == len(sources) + 1, f"cells now: {now}"
+    assert now[: fix + 1] == sources[: fix + 1] and now[fix + 2 :] == sources[fix + 1 :], now
+    proposed = cells.nth(fix + 1)
+    assert now[fix + 1].splitlines()[0] == PROPOSED, now[fix + 1]
+    assert 'pd.to_numeric(sales["revenue"]' in now[fix + 1]
+    assert not re.search(r"\d", proposed.locator(".jp-InputArea-prompt").inner_text()), "the proposed cell ran"
+    assert proposed.locator(".jp-OutputArea-output").count() == 0
+    _wait_text(cells.nth(fix).locator(".jp-OutputArea .codex-magic"), ["completed", "propose_cell"], timeout=10)
+    assert "Jun    1895" in _cell_output(cells.nth(sources.index("by_month")))  # Codex's variable
+
+    errors = [text for text in page.locator(STDERR).all_inner_texts() if text.strip()]
+    assert not errors, f"error output: {errors}"
+    _assert_rendered(page)
+    _screenshot_cell(page, cells.nth(plot).locator(".jp-OutputArea"), screenshot)
+    timings["total"] = time.monotonic() - started
+    print("browser timings:", {k: round(v, 1) for k, v in timings.items()})
+
+
+def _cell_output(cell: Any) -> str:
+    return cell.locator(".jp-OutputArea").inner_text()

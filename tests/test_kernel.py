@@ -244,11 +244,12 @@ def test_saved_output_and_result_display_carry_the_transcript(kernel: Kernel, of
     assert data["text/plain"].startswith("[codex]")
 
 
-def _button_ids(execution: Any) -> list[str]:
+def _button_ids(execution: Any, label: str = "Stop") -> list[str]:
     return [
         m["content"]["comm_id"]
         for m in execution.of("comm_open")
         if m["content"]["data"]["state"].get("_model_name") == "ButtonModel"
+        and m["content"]["data"]["state"].get("description") == label
     ]
 
 
