@@ -18,6 +18,7 @@ from ._kernel_tools import MAX_IMAGE_BYTES, MAX_IMAGES, MAX_TEXT, bounded_repr, 
 
 _KEPT_CELLS = 10  # cells whose displayed outputs the recorder keeps
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+_TRANSCRIPT_KEY = "codex_magic"  # the metadata key of a finished turn's output (see _view)
 _IMAGE_TYPES = ("image/png", "image/jpeg")
 _VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 VAR_CHARS = 3_000  # characters of one variable's repr put into the prompt
@@ -64,8 +65,10 @@ class OutputRecorder:
         shell.events.register("pre_run_cell", self._cell_started)
 
         def publish(data: Any, *args: Any, **kwargs: Any) -> Any:
+            metadata = kwargs.get("metadata", args[0] if args else None)
             try:
-                self.record(self.cell, data)
+                if not (isinstance(metadata, Mapping) and _TRANSCRIPT_KEY in metadata):  # a turn's own transcript
+                    self.record(self.cell, data)
             except Exception:  # noqa: BLE001 - recording must never stop a display
                 pass
             return self._publish(data, *args, **kwargs)

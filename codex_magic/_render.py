@@ -1242,7 +1242,7 @@ def render_turn(
     body += [render_notice(kind, text) for kind, text in notices]
     rest = join(body)
     return Rendered(
-        f'<div style="{_BOX}">{header.html}<div style="margin-top:4px">{rest.html}</div></div>',
+        f'<div class="codex-magic" style="{_BOX}">{header.html}<div style="margin-top:4px">{rest.html}</div></div>',
         header.text + ("\n" + rest.text if rest.text else ""),
         header.markdown + ("\n\n" + rest.markdown if rest.markdown else ""),
     )

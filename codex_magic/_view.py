@@ -32,6 +32,8 @@ from ._text import plain
 from ._transcript import ItemState, Transcript
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+# The metadata key of a finished turn's saved output.
+TRANSCRIPT_KEY = "codex_magic"
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
 IMAGE_MAX_BYTES = 2 * 1024 * 1024
 
@@ -204,6 +206,15 @@ class _Blocks:
     def close(self) -> None:
         for widget in (*self.blocks, self.tail, self.box):
             widget.close()
+
+
+def _tree(widget: Any) -> list[Any]:
+    """A widget and all its descendants (children of boxes), children first."""
+    found: list[Any] = []
+    for child in getattr(widget, "children", ()):
+        found.extend(_tree(child))
+    found.append(widget)
+    return found
 
 
 _SHARED: dict[str, Any] = {}
@@ -494,9 +505,29 @@ class WidgetView:
                 widget.close()
 
     def finish(self, transcript: Transcript) -> None:
-        """Show the final state, and put the transcript in the saved output."""
-        self.set_stop(None)
-        self.update(transcript)
+        """Replace the live widget with the static transcript, and close the turn's widgets.
+
+        The cell's output is then HTML, Markdown and text, which every renderer shows
+        (nbconvert with its default settings, GitHub, a notebook reopened without widget
+        state), and the finished turn holds no widget model in the kernel or the page.
+        """
         final = final_render(transcript, self._images, self._renderings)
-        self._renderings.clear()  # the view outlives the turn: keep only what the widgets show
-        self.handle.update(self._bundle(final, final=True), raw=True)
+        self._renderings.clear()
+        self._images.clear()
+        self.handle.update(
+            {"text/plain": final.text, "text/html": final.html, "text/markdown": final.markdown},
+            raw=True,
+            metadata={TRANSCRIPT_KEY: {"thread_id": transcript.thread_id, "turn_id": transcript.turn_id}},
+        )
+        # After the output no longer shows them: a frontend must not draw a closed model.
+        for widget in {*_tree(self.root), self.header, self.stop, self.steer_text, self.send, self.top}:
+            widget.close()
+        for box, _ in self._asks.values():
+            box.close()
+        for blocks in self._streams.values():
+            blocks.close()
+        self._items.clear()
+        self._item_order.clear()
+        self._extras.clear()
+        self._asks.clear()
+        self._streams.clear()

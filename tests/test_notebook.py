@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -27,10 +28,8 @@ def execute(name: str, where: Path, *, data: tuple[str, ...] = (), **hooks: Any)
     for file in (name, *data):
         shutil.copy(NOTEBOOKS / file, where / file)
     notebook = nbformat.read(where / name, as_version=4)
-    # As `jupyter nbconvert --execute --ExecutePreprocessor.store_widget_state=False`.
-    client = NotebookClient(
-        notebook, timeout=120, store_widget_state=False, resources={"metadata": {"path": str(where)}}, **hooks
-    )
+    # As `jupyter nbconvert --execute`, with its default settings (widget state stored).
+    client = NotebookClient(notebook, timeout=120, resources={"metadata": {"path": str(where)}}, **hooks)
     client.execute()
     return notebook
 
@@ -54,10 +53,11 @@ def test_quickstart_runs_offline_and_its_html_shows_the_turns(tmp_path: Path, ju
     for cell in codex_cells:
         (output,) = cell.outputs
         data = output["data"]
-        # The saved output carries the final transcript besides the widget.
-        assert {"application/vnd.jupyter.widget-view+json", "text/html", "text/plain"} <= set(data)
+        # The finished turn's output is the static transcript: no widget to render.
+        assert set(data) == {"text/html", "text/markdown", "text/plain"}
         assert "completed" in data["text/plain"]
 
+    # Rendered with nbconvert's default settings: the answers are visible text on the page.
     html, _ = HTMLExporter().from_notebook_node(notebook)
     for expected in (
         "Codex agent from a notebook cell",  # the first answer
@@ -131,3 +131,131 @@ def test_notebook_agent_runs_offline_and_codex_answers_from_the_kernel(tmp_path:
         assert expected in html
     assert "data:image/png;base64," in html  # the chart, under the run_python call
     assert "Error displaying widget" not in html
+
+
+def _code_cell(notebook: nbformat.NotebookNode, start: str) -> nbformat.NotebookNode:
+    """The one code cell whose source starts with ``start``."""
+    (cell,) = [c for c in notebook.cells if c.cell_type == "code" and c.source.startswith(start)]
+    return cell
+
+
+def _errors(notebook: nbformat.NotebookNode) -> list[tuple[str, str]]:
+    """The (source, ename) of every error output of the notebook."""
+    return [(c.source, o.ename) for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+
+
+def test_structured_output_notebook_parses_answers_and_carries_on_past_the_schema_error(
+    tmp_path: Path, jupyter_dirs: None
+) -> None:
+    started = time.monotonic()
+    notebook = execute("structured_output.ipynb", tmp_path)
+    print(f"structured_output.ipynb ran in {time.monotonic() - started:.1f} s")
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code)  # every cell ran, the last ones too
+    assert not [c.source for c in code for o in c.outputs if o.get("name") == "stderr"]
+
+    # --schema Review: _codex_result.parsed is a Review instance, used as one.
+    assert _code_cell(notebook, "%%codex --schema Review\nReview the").source.startswith("%%codex --schema Review")
+    assert _text(_code_cell(notebook, "review = _codex_result.parsed")).startswith(
+        "Review with 3 findings\nfile='report.py' line=42 severity='high' summary="
+    )
+    table = _text(_code_cell(notebook, "import pandas as pd"))
+    assert table.split("\n")[0].split() == ["file", "line", "severity", "summary"]
+    assert table.split("\n")[1].split()[:4] == ["0", "report.py", "42", "high"]
+    by_severity = _text(_code_cell(notebook, "order = "))
+    assert [line.split()[:2] for line in by_severity.splitlines()] == [
+        ["high", "report.py:42"],
+        ["medium", "report.py:88"],
+        ["low", "loader.py:7"],
+    ]
+    sent = _text(_code_cell(notebook, "sent = _model.requests"))  # strict mode, as the API got it
+    assert sent.startswith("type: json_schema | strict: True\n")
+    finding = json.loads(sent.partition("\n")[2])  # Finding, closed and with every field required
+    assert finding["additionalProperties"] is False and finding["required"] == ["file", "line", "severity", "summary"]
+    assert finding["properties"]["severity"]["enum"] == ["low", "medium", "high"]
+
+    # --schema shape (a JSON-schema dict): the JSON value, and --out keeps the result too.
+    assert _text(_code_cell(notebook, "counts = _codex_result.parsed")) == (
+        "dict {'total': 3, 'by_severity': {'high': 1, 'medium': 1, 'low': 1}}\n"
+        "total: 3 | high: 1 | same result: True\n"
+    )
+
+    # The answer that does not validate: the tagged cell raised OutputSchemaError, its transcript
+    # says why, and the cells after it ran (the raw text kept, the cleanup done).
+    failing = _code_cell(notebook, "%%codex --schema Review\nNow review export.py.")
+    assert failing.metadata["tags"] == ["raises-exception"]
+    assert _errors(notebook) == [(failing.source, "OutputSchemaError")]
+    (error,) = [o for o in failing.outputs if o.output_type == "error"]
+    reason = "the answer does not match Review: findings.0.line: Input should be a valid integer"
+    assert reason in error.evalue and "_codex_result.final_response" in error.evalue
+    assert f"! schema: {reason}" in _text(failing)  # the reason, in the turn's transcript
+    assert failing is code[-3]  # the last %%codex example, with the inspection and cleanup after it
+    inspected = _text(_code_cell(notebook, 'print("status:", _codex_result.status.value)'))
+    assert inspected.startswith(f"status: completed\nparsed: None\nwhy: {reason}")
+    assert 'text: {"findings": [{"file": "export.py", "line": "forty-two", "severity": "critical"' in inspected
+    assert _code_cell(notebook, "%unload_ext codex_magic").execution_count is not None
+
+    html, _ = HTMLExporter().from_notebook_node(notebook)
+    assert "OutputSchemaError" in html and reason in html and "Review with 3 findings" in html
+    assert "Error displaying widget" not in html
+
+
+def test_threads_notebook_forks_starts_afresh_and_resumes_the_first_conversation(
+    tmp_path: Path, jupyter_dirs: None
+) -> None:
+    from codex_magic._text import short_id
+
+    started = time.monotonic()
+    notebook = execute("threads.ipynb", tmp_path)
+    print(f"threads.ipynb ran in {time.monotonic() - started:.1f} s")
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code)
+    assert _errors(notebook) == []
+    assert not [c.source for c in code for o in c.outputs if o.get("name") == "stderr"]
+    ada, figures = "My name is Ada and I am checking the sales report.", "Which figures should I look at first?"
+
+    # Two turns in one thread: the second carries the first.
+    assert f"This thread holds 1 of your messages: {ada}" in _text(_code_cell(notebook, f"%%codex\n{ada}"))
+    assert f"holds 2 of your messages: {ada} / {figures}" in _text(_code_cell(notebook, f"%%codex\n{figures}"))
+
+    # %codex thread prints the id (and returns nothing); _codex_result.thread_id holds it.
+    printed_id, saved = _text(_code_cell(notebook, "first = _codex_result.thread_id")).splitlines()
+    first = printed_id
+    assert saved == f"saved: {first}" and len(first) == 36
+    named = _text(_code_cell(notebook, "%codex name"))
+    assert named.startswith(f"Named thread {short_id(first)}: sales report with Ada\n")
+    assert f"*  {short_id(first)}  sales report with Ada" in named  # %codex threads, in the same cell
+
+    # h = %codex history: the thread's turns as results.
+    assert _text(_code_cell(notebook, "h = %codex history")) == f"2 turns\nYou said: {ada!r}. This thread holds 1 of your messages: {ada}\n"
+
+    # A fork carries the history; a new thread does not.
+    forked = _text(_code_cell(notebook, "%codex fork"))
+    assert forked.startswith(f"Forked thread {short_id(first)} into ")
+    fork_id = forked.split(" into ")[1][:8]
+    on_fork = _text(_code_cell(notebook, "%%codex\nSuppose the report is wrong."))
+    assert f"thread {fork_id}" in on_fork and f"holds 3 of your messages: {ada} / {figures} / Suppose" in on_fork
+    assert _text(_code_cell(notebook, 'print("on the fork:"')) == "on the fork: True\n"
+    fresh = _text(_code_cell(notebook, "%%codex\nWhat do you know about me?"))
+    assert "holds 1 of your messages: What do you know about me?" in fresh and ada not in fresh
+    (listing,) = [_text(c) for c in code if c.source == "%codex threads"]
+    rows = [line for line in listing.splitlines() if line[:1] in ("*", " ") and line.strip()[:1] != "-"][1:]
+    assert len(rows) == 3 and rows[0].startswith("* ") and rows[2].split()[0] == short_id(first)
+
+    # %codex resume {first}: back on the first thread, whose next turn carries its own two
+    # messages and nothing of the fork or the new thread.
+    resumed = _text(_code_cell(notebook, "%codex resume {first}"))
+    assert resumed.startswith(f"Resumed thread {short_id(first)} (sales report with Ada): 2 turns")
+    assert f"First prompt: {ada}" in resumed
+    carried_on = _text(_code_cell(notebook, "%%codex\nRemind me: what is my name?"))
+    assert f"thread {short_id(first)}" in carried_on
+    assert f"holds 3 of your messages: {ada} / {figures} / Remind me: what is my name?" in carried_on
+    assert "Suppose" not in carried_on and "What do you know" not in carried_on
+    assert _text(_code_cell(notebook, 'print("back on the first thread:"')).startswith("back on the first thread: True\n")
+
+    # %codex status: the app-server, the thread, and no secret (the setup cell sets a stand-in key).
+    status = _text(_code_cell(notebook, "%codex status"))
+    assert status.startswith("app-server ") and ", pid " in status and f"thread       {first}" in status
+    key = "sk-demo-NOT-A-REAL-KEY-0123456789"
+    assert key in _code_cell(notebook, "# Offline").source
+    assert nbformat.writes(notebook).count(key) == 1  # only there: in no output, no widget state

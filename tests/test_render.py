@@ -153,7 +153,7 @@ ALLOWED_TAGS = {
     "p", "em", "strong", "s", "ul", "ol", "li", "a", "blockquote", "hr", "br",  # Markdown
     "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "img",
 }  # fmt: skip
-ALLOWED_ATTRS = {"style", "href", "src", "alt", "target", "rel", "start"}
+ALLOWED_ATTRS = {"style", "href", "src", "alt", "target", "rel", "start", "class"}
 STRICT_DATA_URL = re.compile(r"data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/]+={0,2}")
 
 
