@@ -20,6 +20,8 @@ from ._errors import (
     TurnInterruptedError,
 )
 
+from ._provenance import provenance
+
 if TYPE_CHECKING:
     from ._result import RunResult
 
@@ -35,6 +37,7 @@ __all__ = [
     "TurnFailedError",
     "TurnInterruptedError",
     "load_ipython_extension",
+    "provenance",
     "unload_ipython_extension",
 ]
 

@@ -30,6 +30,7 @@ from ._kernel import KernelAccess
 from ._kernel_tools import READ_ONLY, ToolReply
 from ._requests import ACCEPT, ACCEPT_FOR_TURN, CANCEL, TOOL_CALL, Request, decline_response
 from ._session import CodexSession, TurnNotStarted, TurnSettings
+from ._provenance import record
 from ._schema import OutputSchema, SchemaMismatch
 from ._transcript import COMPLETED, FAILED, INTERRUPTED, Transcript, final_response
 
@@ -720,10 +721,29 @@ class TurnRun:
         if self.transcript.status == INTERRUPTED:
             self._stop_commands()
         parsed, mismatch = self._parse_answer()
+        self.transcript.provenance = self._provenance()
         self.view.finish(self.transcript)
         result = build_result(self.transcript)
         result.parsed, result.schema_error = parsed, mismatch
         return result
+
+    def _provenance(self) -> Json:
+        """Where the turn's saved output comes from (its metadata: see _provenance)."""
+        transcript, session = self.transcript, self.session
+        return record(
+            thread_id=transcript.thread_id,
+            turn_id=transcript.turn_id,
+            status=transcript.status,
+            settings={
+                **transcript.settings,
+                "effort": self.settings.effort or session.thread_effort,
+            },
+            usage=transcript.usage,
+            turn_tokens=transcript.turn_tokens,
+            started=transcript.started_at,
+            seconds=transcript.elapsed(),
+            app_server_version=session.app_server_version,
+        )
 
     def _parse_answer(self) -> tuple[Any, str | None]:
         """--schema: the completed turn's answer as a validated object, or why it is not one."""

@@ -382,6 +382,11 @@ class CodexSession:
         """The model the thread runs on when a cell names none."""
         return self._thread_defaults.get("model")
 
+    @property
+    def thread_effort(self) -> str | None:
+        """The reasoning effort the thread runs with when a cell names none."""
+        return self._thread_defaults.get("effort")
+
     def new_thread(self) -> None:
         """Forget the current thread; the next turn starts a fresh one."""
         self._thread = None

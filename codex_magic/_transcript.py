@@ -117,7 +117,9 @@ class Transcript:
         self._stale: dict[str, list[str]] = {}
         self._raw_calls: list[Json] = []  # the model's tool calls and their outputs, raw
         self.started = time.monotonic()
+        self.started_at = time.time()  # the same moment, on the wall clock
         self.ended: float | None = None
+        self.provenance: Json | None = None  # set when the turn ends: see _provenance
         self.version = 0
 
     # -- the fold -------------------------------------------------------------------

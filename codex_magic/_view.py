@@ -14,6 +14,7 @@ import os
 import threading
 from typing import Any, Callable
 
+from ._provenance import KEY as PROVENANCE_KEY
 from ._render import (
     PIECE_CHARS,
     Rendered,
@@ -32,8 +33,8 @@ from ._text import plain
 from ._transcript import ItemState, Transcript
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-# The metadata key of a finished turn's saved output.
-TRANSCRIPT_KEY = "codex_magic"
+# The metadata key of a finished turn's saved output (its provenance).
+TRANSCRIPT_KEY = PROVENANCE_KEY
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
 IMAGE_MAX_BYTES = 2 * 1024 * 1024
 
@@ -517,7 +518,7 @@ class WidgetView:
         self.handle.update(
             {"text/plain": final.text, "text/html": final.html, "text/markdown": final.markdown},
             raw=True,
-            metadata={TRANSCRIPT_KEY: {"thread_id": transcript.thread_id, "turn_id": transcript.turn_id}},
+            metadata={TRANSCRIPT_KEY: transcript.provenance or {"thread_id": transcript.thread_id}},
         )
         # After the output no longer shows them: a frontend must not draw a closed model.
         for widget in {*_tree(self.root), self.header, self.stop, self.steer_text, self.send, self.top}:

@@ -259,3 +259,27 @@ def test_threads_notebook_forks_starts_afresh_and_resumes_the_first_conversation
     key = "sk-demo-NOT-A-REAL-KEY-0123456789"
     assert key in _code_cell(notebook, "# Offline").source
     assert nbformat.writes(notebook).count(key) == 1  # only there: in no output, no widget state
+
+
+def test_provenance_is_saved_and_read_back(tmp_path: Path, jupyter_dirs: None) -> None:
+    import codex_magic
+
+    notebook = execute("quickstart.ipynb", tmp_path)
+    saved = tmp_path / "run.ipynb"
+    nbformat.write(notebook, saved)
+    rows = codex_magic.provenance(saved)
+    assert len(rows) == 3  # one row per %%codex cell, in order
+    first = rows.iloc[0].to_dict()
+    assert first["status"] == "completed" and first["model"] == "scripted-model"
+    assert first["sandbox"] == "workspace-write" and first["approval"] == "on-request"
+    assert first["thread_id"] and first["turn_id"] and first["tokens_turn"] > 0
+    assert first["package_version"] == codex_magic.__version__ and first["app_server_version"]
+    assert first["started"] <= first["ended"]
+    assert len(set(rows["thread_id"])) == 1  # the three turns continue one thread
+    # Nothing secret and no absolute home path in what is saved.
+    text = saved.read_text()
+    home = str(Path.home())
+    assert f'"cwd": "{home}' not in text
+    # It survives nbconvert's HTML too: the notebook converts, the rows are unchanged.
+    HTMLExporter().from_notebook_node(nbformat.read(saved, as_version=4))
+    assert codex_magic.provenance(saved).equals(rows)
