@@ -12,6 +12,8 @@ the partial result is kept, and commands the interrupt left running are stopped.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import threading
 import time
 from collections import deque
@@ -213,6 +215,39 @@ class _Job:
         self.done.set()
 
 
+class _Rollout:
+    """The model's items a turn appends to its thread's rollout file (JSON lines)."""
+
+    MAX_BYTES = 8 * 1024 * 1024  # a turn's share of the file that is read, at most
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        try:
+            self.start = os.path.getsize(path) if path else 0
+        except OSError:
+            self.start = 0  # written only once the first turn has run
+
+    def new_items(self) -> list[Json]:
+        """The ``response_item`` payloads written since the turn started."""
+        if not self.path:
+            return []
+        try:
+            with open(self.path, "rb") as file:
+                file.seek(self.start)
+                lines = file.read(self.MAX_BYTES).splitlines()
+        except OSError:
+            return []
+        items = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line still being written, or cut by MAX_BYTES
+            if isinstance(entry, dict) and entry.get("type") == "response_item" and isinstance(entry.get("payload"), dict):
+                items.append(entry["payload"])
+        return items
+
+
 def _tool_reply(reply: ToolReply) -> Json:
     """A kernel tool's reply in the wire shape of ``item/tool/call``'s result."""
     return {"contentItems": reply.content_items(), "success": reply.success}
@@ -253,6 +288,7 @@ class TurnRun:
         self.schema = schema  # --schema: the answer is parsed and checked against it
         self._runs_approved = False  # "Approve for this turn" was clicked for a kernel run
         self._finished = False  # the cell's thread takes no more work from the inbox
+        self._rollout: _Rollout | None = None
         self.transcript = Transcript()
         self.transcript.settings = {
             "model": settings.model,
@@ -328,6 +364,7 @@ class TurnRun:
                 self.session.release(self)
                 raise
         self.handle = handle
+        self._rollout = _Rollout(self.session.rollout)
         self.transcript.thread_id = handle.thread_id
         self.transcript.turn_id = handle.id
         self.transcript.settings["model"] = self.settings.model or self.session.thread_model
@@ -720,6 +757,11 @@ class TurnRun:
         self._finished = True
         if self.transcript.status == INTERRUPTED:
             self._stop_commands()
+        if self._rollout is not None:
+            # A thread resumed after an app-server restart sends no raw items (thread/resume
+            # takes no experimentalRawEvents): the commands it did not report are read from
+            # the rollout the turn wrote.
+            self.transcript.reconcile(self._rollout.new_items())
         parsed, mismatch = self._parse_answer()
         self.transcript.provenance = self._provenance()
         self.view.finish(self.transcript)

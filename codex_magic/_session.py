@@ -201,6 +201,8 @@ class CodexSession:
         self._sink: RequestSink | None = None
         self.notices: list[str] = []
         self._owner: object | None = None  # the turn running on the thread
+        # The thread's rollout file (its history on disk), from thread/start or thread/resume.
+        self.rollout: str | None = None
         self._lock = threading.Lock()
 
     # -- process --------------------------------------------------------------------
@@ -403,6 +405,7 @@ class CodexSession:
                     resume["config"] = self._thread_config
                 resumed = self._client.thread_resume(self._thread.id, resume)
                 self._thread = Thread(self._client, resumed.thread.id)
+                self.rollout = resumed.thread.path
                 return self._thread, "the codex app-server was restarted; the thread was resumed"
             except Exception as exc:
                 notice = f"the codex app-server was restarted and the thread could not be resumed ({exc}); started a new thread"
@@ -427,6 +430,7 @@ class CodexSession:
             params["dynamicTools"] = tool_specs()
             started = self._client.thread_start(params)
             self._thread = Thread(self._client, started.thread.id)
+            self.rollout = started.thread.path
             effort = started.reasoning_effort
             self._thread_defaults = {
                 "model": started.model,

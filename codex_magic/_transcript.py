@@ -236,6 +236,13 @@ class Transcript:
             state.done = True
             self.completed_order.append(item_id)
 
+    def reconcile(self, raw_items: list[Json]) -> None:
+        """Raw model items read after the turn (its rollout): commands it never reported."""
+        for item in raw_items:
+            if item.get("type") in ("function_call", "function_call_output") and item not in self._raw_calls:
+                self.version += 1
+                self._raw(item)
+
     def _raw(self, item: Json) -> None:
         """A raw model item: rebuild a command the app-server ran but did not report.
 

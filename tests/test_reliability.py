@@ -46,20 +46,21 @@ def _use_config(shell: Any, home: Path, monkeypatch: pytest.MonkeyPatch) -> None
     codex_magic.load_ipython_extension(shell)
 
 
-def _app_servers() -> list[int]:
-    """Live codex app-server processes started by this process."""
+def _app_servers(parent: int | None = None) -> list[int]:
+    """Live codex app-server processes started by ``parent`` (default: this process)."""
+    parent = os.getpid() if parent is None else parent
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as stat:
-                parent = int(stat.read().split(")")[-1].split()[1])
+                ppid = int(stat.read().split(")")[-1].split()[1])
             with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
                 argv = cmdline.read().split(b"\0")
         except (FileNotFoundError, ProcessLookupError, IndexError):
             continue
-        if parent == os.getpid() and b"app-server" in argv and pid_alive(int(entry)):
+        if ppid == parent and b"app-server" in argv and pid_alive(int(entry)):
             found.append(int(entry))
     return found
 
@@ -271,24 +272,6 @@ def test_a_command_the_sandbox_stops_at_once_is_in_the_result(shell: Any, offlin
     assert not outside.exists()
 
 
-def _children_app_servers(parent: int) -> list[int]:
-    """Live codex app-server processes whose parent is ``parent``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                ppid = int(stat.read().split(")")[-1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                argv = cmdline.read().split(b"\0")
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        if ppid == parent and b"app-server" in argv and pid_alive(int(entry)):
-            found.append(int(entry))
-    return found
-
-
 @pytest.mark.kernel
 @pytest.mark.parametrize("after", [0.05, 0.2, 0.35, 0.5])
 def test_an_interrupt_at_any_moment_of_the_first_cell_ends_it_in_one_line(
@@ -309,7 +292,26 @@ def test_an_interrupt_at_any_moment_of_the_first_cell_ends_it_in_one_line(
     if "before the prompt was sent" in execution.error["evalue"]:
         assert offline.model.requests == []
     kernel_pid = kernel.manager.provisioner.process.pid
-    assert len(_children_app_servers(kernel_pid)) == 1
+    assert len(_app_servers(kernel_pid)) == 1
     again = kernel.run("%%codex\nStill there?")
     assert again.error is None, again.error
-    assert len(_children_app_servers(kernel_pid)) == 1
+    assert len(_app_servers(kernel_pid)) == 1
+
+
+def test_a_command_the_sandbox_stops_is_in_the_result_after_a_restart(
+    shell: Any, offline: Offline, tmp_path: Path
+) -> None:
+    # A resumed thread gets no raw items (thread/resume takes no experimentalRawEvents):
+    # the command is read back from the rollout the turn wrote.
+    offline.model.add(message("warm"))
+    shell.run_cell_magic("codex", "", "Warm up.")
+    pid = _session().pid
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: not pid_alive(pid))
+    outside = tmp_path / "outside.txt"
+    for attempt in range(4):
+        offline.model.add(exec_command(f"echo x > {outside}"), message(f"tried {attempt}"))
+        shell.run_cell_magic("codex", "--sandbox read-only --approval never", "Write outside.")
+        result = shell.user_ns["_codex_result"]
+        commands = [item.root for item in result.items if item.root.type == "commandExecution"]
+        assert len(commands) == 1, f"attempt {attempt}: {[item.root.type for item in result.items]}"

@@ -93,7 +93,7 @@ class _Session:
     def __init__(self, ready: bool, fail: bool = False) -> None:
         self.ready, self.fail = ready, fail
         self.calls: list[str] = []
-        self.thread_model = self.thread_effort = self.app_server_version = None
+        self.thread_model = self.thread_effort = self.app_server_version = self.rollout = None
 
     def set_request_sink(self, sink: object) -> None:
         self.calls.append("sink" if sink else "no sink")
