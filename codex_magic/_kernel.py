@@ -137,12 +137,21 @@ class _Deadline:
 
     def _fire(self) -> None:
         self.fired = True
-        ident = self._thread.ident
-        if ident is None:
-            return
-        if self._thread is threading.main_thread():
-            signal.pthread_kill(ident, signal.SIGINT)  # also wakes a blocking call such as sleep
-        else:
-            import ctypes
+        interrupt(self._thread)
 
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
+
+def interrupt(thread: threading.Thread) -> None:
+    """Raise KeyboardInterrupt in a thread running Codex's code, from another thread.
+
+    The main thread gets SIGINT, which also wakes a blocking call such as sleep (the
+    runner's latch lets it raise during a run); another thread, an async exception.
+    """
+    ident = thread.ident
+    if ident is None:
+        return
+    if thread is threading.main_thread():
+        signal.pthread_kill(ident, signal.SIGINT)
+    else:
+        import ctypes
+
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))

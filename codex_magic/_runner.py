@@ -28,7 +28,7 @@ from ._errors import AppServerError, OutputSchemaError, TurnFailedError, TurnInt
 from ._text import one_line
 from ._interrupts import InterruptLatch
 from ._result import RunResult, build_result
-from ._kernel import KernelAccess
+from ._kernel import KernelAccess, interrupt
 from ._kernel_tools import READ_ONLY, ToolReply
 from ._requests import ACCEPT, ACCEPT_FOR_TURN, CANCEL, TOOL_CALL, Request, decline_response
 from ._session import CodexSession, TurnNotStarted, TurnSettings
@@ -65,6 +65,8 @@ class View(Protocol):
     def set_stop(self, stop: Callable[[], None] | None) -> None: ...
 
     def set_steer(self, steer: Callable[[str], None] | None) -> None: ...
+
+    def set_run_stop(self, stop: Callable[[], None] | None) -> None: ...
 
     def shown(self, timeout: float) -> bool:
         """Whether someone sees the view and can answer; may wait up to ``timeout`` to know."""
@@ -503,23 +505,38 @@ class TurnRun:
         if self.interrupt_reason is not None or self.transcript.done:
             job.finish(ToolReply("The turn was stopped before this ran.", success=False))
             return
-        if job.tool not in READ_ONLY:
-            # The kernel is busy until the run ends: no refresh, no Stop click can come
-            # through; say now what stops it.
-            self.transcript.waiting = "running Codex's code in this kernel: the kernel's interrupt button stops the run"
-            self.transcript.version += 1
-            self._render(force=True)
+        runs_code = job.tool not in READ_ONLY
+        stopped = threading.Event()
+        running = threading.current_thread()
+
+        def stop_run() -> None:  # the view's Stop, from ipykernel's shell-channel thread
+            stopped.set()
+            interrupt(running)
+
         hold = self.latch.hold
-        self.latch.hold = False  # an interrupt (or the run's deadline) stops the run, not the turn
         try:
+            # From here an interrupt (the kernel's, Stop's or the run's deadline) stops the
+            # run, not the turn.
+            self.latch.hold = False
             try:
+                self.view.set_run_stop(stop_run if runs_code else None)
+                if runs_code:
+                    # The kernel is busy until the run ends (no refresh): say now what stops it.
+                    self.transcript.waiting = (
+                        "running Codex's code in this kernel: Stop (or the kernel's interrupt button) stops the run"
+                    )
+                    self.transcript.version += 1
+                    self._render(force=True)
                 reply = self.kernel.call(job.tool, job.arguments)
             finally:
+                self.view.set_run_stop(None)
                 self.latch.hold = hold
-        except KeyboardInterrupt:  # it came as the run ended
-            reply = ToolReply("The run was interrupted as it ended.", success=False)
+        except KeyboardInterrupt:  # it came just before the run started or as it ended
+            reply = ToolReply("The run was interrupted.", success=False)
         except Exception as exc:
             reply = ToolReply(f"{job.tool} failed: {type(exc).__name__}: {exc}", success=False)
+        if stopped.is_set():
+            reply = ToolReply(f"{reply.text}\nThe user stopped the run (Stop).", reply.images, success=False)
         self.transcript.waiting = None
         job.finish(reply)
 

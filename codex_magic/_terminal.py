@@ -79,6 +79,9 @@ class TextView:
 
     answers_while_blocking = True  # requests are asked at a prompt while the turn waits
 
+    def set_run_stop(self, stop: Callable[[], None] | None) -> None:
+        pass  # Ctrl-C reaches a run in a terminal directly
+
     def set_steer(self, steer: Callable[[str], None] | None) -> None:
         pass  # a terminal has no box to type into while the turn runs
 

@@ -251,6 +251,16 @@ class WidgetView:
         self.stop = self._button("Stop", icon="stop", tooltip="Interrupt this turn; the result so far is kept in _codex_result")
         self._stop_callback: Callable[[], None] | None = None
         self.stop.on_click(self._clicked_stop)
+        # While Codex's code runs in the kernel, the main thread is busy and the click waits:
+        # ipykernel (>= 7.4) shows a comm's messages to its _reply_subshell_for on the
+        # shell-channel thread first, to route them to a subshell. That is the one place a
+        # click can be seen at once, so Stop stops the run (Codex is told; the turn goes
+        # on). Private: ipykernel has no public hook for it.
+        self._run_stop: Callable[[], None] | None = None
+        self._click_taken = False  # the click that stopped a run: not a Stop of the turn too
+        comm = getattr(self.stop, "comm", None)
+        if comm is not None:
+            comm._reply_subshell_for = self._stop_arrived
         # Steering: text added to the running turn, shown while it runs.
         steer_layout = _shared("steer layout", lambda: widgets.Layout(width="16em", flex="0 1 auto"))
         self.steer_text = widgets.Text(placeholder="Add to this turn…", layout=steer_layout, style=_shared("text style", TextStyle))
@@ -328,8 +338,24 @@ class WidgetView:
             self.steer_text.value = ""
             self._steer_callback(text)
 
+    def set_run_stop(self, stop: Callable[[], None] | None) -> None:
+        """While Codex's code runs in the kernel, what a Stop click does (on another thread)."""
+        self._run_stop = stop
+
+    def _stop_arrived(self, data: Any, subshell_id: Any) -> Any:
+        # On ipykernel's shell-channel thread; the message still goes on to the main thread.
+        stop = self._run_stop
+        content = data.get("content") if isinstance(data, dict) else None
+        if stop is not None and isinstance(content, dict) and content.get("event") == "click":
+            self._run_stop, self._click_taken = None, True
+            stop()
+        return subshell_id
+
     def _clicked_stop(self, _button: Any) -> None:
         # Runs on the kernel's event loop while the awaited cell waits for the turn.
+        if self._click_taken:  # it stopped Codex's code already: the turn goes on
+            self._click_taken = False
+            return
         stop, self._stop_callback = self._stop_callback, None
         if stop is not None:
             self.stop.disabled = True

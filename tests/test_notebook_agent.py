@@ -215,3 +215,44 @@ def test_with_output_of_nothing_is_a_usage_error(kernel: Kernel, offline: Offlin
     assert execution.reply["content"]["status"] == "error"
     assert execution.stderr.startswith("UsageError: --with-output: no cell before this one has shown an output")
     assert offline.model.requests == []
+
+
+def test_stop_stops_a_hanging_run_and_the_turn_goes_on(kernel: Kernel, offline: Offline) -> None:
+    offline.model.add(function_call("run_python", {"code": "import time\ntime.sleep(30)"}), _echo)
+    clicked: list[bool] = []
+
+    def stop_while_running(kernel: Kernel, execution: Execution, msg: dict[str, Any]) -> None:
+        state = json.dumps(msg["content"].get("data", {}).get("state", {}))
+        if not clicked and "running Codex" in state:
+            (stop,) = [
+                m["content"]["comm_id"]
+                for m in execution.of("comm_open")
+                if m["content"]["data"]["state"].get("description") == "Stop"
+            ]
+            kernel.click(stop)
+            clicked.append(True)
+
+    execution = kernel.run("%%codex --kernel-run allow\nWait.", on_message=stop_while_running, timeout=25)
+    assert clicked
+    _ok(execution)  # the run was stopped, not the turn
+    assert execution.seconds < 15
+    told = _told(offline.model.requests[-1])
+    assert "The user stopped the run (Stop)" in told
+    assert kernel.value("_codex_result.final_response").startswith("Told:")
+
+
+def test_the_kernel_interrupt_stops_a_hanging_run_and_the_turn_goes_on(kernel: Kernel, offline: Offline) -> None:
+    offline.model.add(function_call("run_python", {"code": "import time\ntime.sleep(30)"}), _echo)
+    sent: list[bool] = []
+
+    def interrupt_while_running(kernel: Kernel, execution: Execution, msg: dict[str, Any]) -> None:
+        if not sent and "running Codex" in json.dumps(msg["content"].get("data", {}).get("state", {})):
+            kernel.manager.interrupt_kernel()  # what Jupyter's interrupt button does
+            sent.append(True)
+
+    execution = kernel.run("%%codex --kernel-run allow\nWait.", on_message=interrupt_while_running, timeout=25)
+    assert sent
+    _ok(execution)
+    assert execution.seconds < 15
+    assert "interrupted" in _told(offline.model.requests[-1]).lower()
+    assert kernel.value("_codex_result.final_response").startswith("Told:")

@@ -141,6 +141,9 @@ class _RecordingView:
     def set_steer(self, steer: Any) -> None:
         pass
 
+    def set_run_stop(self, stop: Any) -> None:
+        pass
+
 
 @pytest.mark.parametrize(("ready", "order"), [(True, ["sink", "turn/start", "view"]), (False, ["view", "sink", "turn/start"])])
 def test_the_view_is_made_while_a_ready_app_server_starts_the_turn(ready: bool, order: list[str]) -> None:
