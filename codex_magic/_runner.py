@@ -344,19 +344,15 @@ class TurnRun:
                 output_schema=self.schema.wire if self.schema is not None else None,
                 cancelled=lambda: self.latch.hit,
             )
-        except CodexRpcError as exc:
-            # The app-server refused the turn: one line, not the SDK's traceback.
-            self.session.set_request_sink(None)
-            self.session.release(self)
-            refused = AppServerError(f"the codex app-server refused the turn: {one_line(exc.message, 300)}")
-            self._fail_to_start(refused, show=quick)
-            raise refused from None
         except BaseException as exc:
             # Show why in the view, then let the error reach the cell.
             self.session.set_request_sink(None)
             self.session.release(self)
-            self._fail_to_start(exc, show=quick)
-            raise
+            failure = self._start_failure(exc)
+            self._fail_to_start(failure, show=quick)
+            if failure is exc:
+                raise
+            raise failure from None
         if quick:
             try:
                 self._show_view()
@@ -376,6 +372,17 @@ class TurnRun:
         self.view.set_stop(self.stop)
         self.view.set_steer(self.steer)
         self._render(force=True)
+
+    def _start_failure(self, exc: BaseException) -> BaseException:
+        """What a failed start is, for the user."""
+        if self.latch.hit and not isinstance(exc, TurnNotStarted):
+            # The interrupt also reached the app-server's launcher, before it left the
+            # kernel's process group, and stopped it: the user's interrupt, not a failure.
+            return TurnNotStarted("interrupted before the prompt was sent")
+        if isinstance(exc, CodexRpcError):
+            # The app-server refused the turn: one line, not the SDK's traceback.
+            return AppServerError(f"the codex app-server refused the turn: {one_line(exc.message, 300)}")
+        return exc
 
     def _began(self) -> bool:
         """Begin the turn; False if an interrupt came before the prompt was sent."""

@@ -292,7 +292,9 @@ def test_an_interrupt_at_any_moment_of_the_first_cell_ends_it_in_one_line(
     if "before the prompt was sent" in execution.error["evalue"]:
         assert offline.model.requests == []
     kernel_pid = kernel.manager.provisioner.process.pid
-    assert len(_app_servers(kernel_pid)) == 1
+    # Never two: an interrupt that also stopped the app-server's launcher leaves none until
+    # the next cell.
+    assert len(_app_servers(kernel_pid)) <= 1
     again = kernel.run("%%codex\nStill there?")
     assert again.error is None, again.error
     assert len(_app_servers(kernel_pid)) == 1
@@ -315,3 +317,28 @@ def test_a_command_the_sandbox_stops_is_in_the_result_after_a_restart(
         result = shell.user_ns["_codex_result"]
         commands = [item.root for item in result.items if item.root.type == "commandExecution"]
         assert len(commands) == 1, f"attempt {attempt}: {[item.root.type for item in result.items]}"
+
+
+def test_an_interrupt_that_stops_the_app_servers_launcher_is_an_interrupt(
+    shell: Any, offline: Offline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Jupyter's interrupt goes to the kernel's whole process group; the app-server's launcher
+    # leaves it (setsid) only once it runs, so an interrupt at that moment stops it too.
+    from codex_magic._session import _Client
+
+    offline.model.add(message("fine"))
+    start = _Client.start
+
+    def interrupted_start(self: Any) -> None:
+        start(self)
+        os.kill(self._proc.pid, signal.SIGINT)  # the launcher, before it left the group
+        os.kill(os.getpid(), signal.SIGINT)  # and the kernel
+
+    monkeypatch.setattr(_Client, "start", interrupted_start)
+    with pytest.raises(TurnInterruptedError, match="interrupted before the prompt was sent") as caught:
+        shell.run_cell_magic("codex", "", "Hello")
+    assert "\n" not in str(caught.value) and offline.model.requests == []
+    monkeypatch.setattr(_Client, "start", start)
+    shell.run_cell_magic("codex", "", "Hello again")
+    assert shell.user_ns["_codex_result"].final_response == "fine"
+    assert _app_servers() == [_session().pid]
