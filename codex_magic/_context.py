@@ -14,7 +14,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ._kernel_tools import MAX_IMAGE_BYTES, MAX_IMAGES, MAX_TEXT, bounded_repr, is_user_variable, recent_cells
+# The kernel tools' bounds apply here too; the module itself loads at the first use (it
+# is not needed at %load_ext, where the recorder is installed).
 
 _KEPT_CELLS = 10  # cells whose displayed outputs the recorder keeps
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -32,6 +33,8 @@ class Output:
     images: list[str] = field(default_factory=list)  # data: URLs
 
     def add(self, data: Mapping[str, Any]) -> None:
+        from ._kernel_tools import MAX_IMAGE_BYTES, MAX_IMAGES
+
         if _WIDGET_VIEW in data:
             return  # a widget (a %%codex turn's own view): nothing to read in it
         mime = next((m for m in _IMAGE_TYPES if data.get(m)), None)
@@ -128,6 +131,8 @@ def attach(
 
     Raises ValueError with a message for the user when the output asked for does not exist.
     """
+    from ._kernel_tools import MAX_TEXT, recent_cells
+
     attached = Attached(prompt)
     if with_vars:
         attached.prompt, names = fill_variables(prompt, shell.user_ns, getattr(shell, "user_ns_hidden", {}))
@@ -190,6 +195,8 @@ def fill_variables(prompt: str, namespace: Mapping[str, Any], hidden: Any = ()) 
     Every other brace, ``$`` and backslash stays as written: ``{0}``, ``{x + 1}``, ``{{``
     and ``{unknown}`` are left alone.
     """
+    from ._kernel_tools import bounded_repr, is_user_variable
+
     used: list[str] = []
 
     def value(match: re.Match[str]) -> str:

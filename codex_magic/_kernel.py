@@ -16,7 +16,6 @@ from typing import Any
 from ._kernel_tools import READ_ONLY, TOOL_NAMES, ToolReply, check_arguments, inspect_variable
 from ._kernel_tools import list_variables, recent_cells, run_python
 
-KERNEL_RUN_POLICIES = ("ask", "allow", "never")
 PROPOSAL_HEADER = "# proposed by Codex"
 
 INSTRUCTIONS = """\

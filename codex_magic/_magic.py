@@ -16,7 +16,7 @@ import unicodedata
 from argparse import ArgumentParser, ArgumentTypeError, Namespace
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.inputtransformer2 import leading_empty_lines, leading_indent
@@ -27,12 +27,13 @@ from traitlets.config import Configurable
 
 from . import _commands
 from ._errors import CodexMagicError
-from ._context import OutputRecorder, attach
 from ._interrupts import InterruptLatch
-from ._kernel import KERNEL_RUN_POLICIES, KernelAccess, instructions
-from ._requests import APPROVAL_POLICIES, HEADLESS_POLICIES
-from ._schema import OutputSchema
+from ._requests import APPROVAL_POLICIES, HEADLESS_POLICIES, KERNEL_RUN_POLICIES
 from ._text import plain
+
+if TYPE_CHECKING:
+    from ._context import OutputRecorder
+    from ._schema import OutputSchema
 
 SANDBOXES = ("read-only", "workspace-write", "full-access")
 # The values of the SDK's openai_codex.types.ReasoningEffort, in its order; listed here
@@ -40,8 +41,6 @@ SANDBOXES = ("read-only", "workspace-write", "full-access")
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
 RESULT_NAME = "_codex_result"
 _SESSION_MODULE = __name__.rpartition(".")[0] + "._session"
-# The %codex commands and their one-line help; their parsers and logic are in _commands.
-SUBCOMMANDS = dict(_commands.SUBCOMMANDS)
 _SEE_HELP = "see %%codex? for the options"
 _NEGATIVE = re.compile(r"-\d+|-\d*\.\d+")  # argparse takes these for values, not options
 _CODEX_CELL = re.compile(r"%%codex(?=\s|$)")
@@ -50,7 +49,7 @@ _SHELL_NAMES = re.compile(r"_+|_i+|_i?\d+|_oh|_dh|_ih|_exit_code|In|Out|get_ipyt
 
 
 def _option_help() -> str:
-    return f"the commands are {', '.join(SUBCOMMANDS)} (%codex help describes them)"
+    return f"the commands are {', '.join(_commands.SUBCOMMANDS)} (%codex help describes them)"
 
 
 def _one_line(text: str) -> str:
@@ -376,6 +375,8 @@ class CodexMagic(Magics, Configurable):
             raise UsageError("--with-output N takes a cell number (or nothing: the last output shown).")
         if args.with_cells is not None and not 1 <= args.with_cells <= 20:
             raise UsageError("--with-cells K takes a number of cells from 1 to 20.")
+        from ._context import attach
+
         try:
             attached = attach(
                 prompt,
@@ -411,6 +412,8 @@ class CodexMagic(Magics, Configurable):
 
     def _schema(self, name: str) -> OutputSchema:
         """The --schema NAME of the user's namespace, checked."""
+        from ._schema import OutputSchema
+
         if not name.isidentifier() or name not in self.shell.user_ns:
             raise UsageError(
                 f"--schema {_one_line(name)}: no such variable; define a pydantic model class or a "
@@ -433,6 +436,7 @@ class CodexMagic(Magics, Configurable):
             view = self._view()
             make_view = lambda: view  # noqa: E731
         from . import _session
+        from ._kernel import KernelAccess, instructions
         from ._runner import TurnRun
 
         session = _session.get_session(startup_timeout=self.startup_timeout)
@@ -582,7 +586,7 @@ class CodexMagic(Magics, Configurable):
         if command == "fix" and not _commands.asks_help(rest):
             self.codex_cell("", self.fix_prompt(rest))  # free text: not parsed
             return None
-        if command not in SUBCOMMANDS:
+        if command not in _commands.SUBCOMMANDS:
             raise UsageError(
                 f"%codex {_one_line(command)}: unknown command; {_option_help()}. "
                 "To ask Codex something, start a cell with %%codex."

@@ -31,6 +31,8 @@ KERNEL_RUN_TOOL = "run_python"
 
 # The --approval choices: when Codex asks, and who answers (see _session for the wire form).
 APPROVAL_POLICIES = ("on-request", "untrusted", "never", "auto-review")
+# Whether Codex may run code in the kernel (--kernel-run, CodexMagic.kernel_run).
+KERNEL_RUN_POLICIES = ("ask", "allow", "never")
 # What a request gets where nobody can answer it (CodexMagic.headless_approval).
 HEADLESS_POLICIES = ("decline", "accept", "cancel")
 
