@@ -8,18 +8,18 @@ as images. Imports neither the SDK nor ipywidgets.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from ._provenance import KEY as PROVENANCE_KEY
 
 # The kernel tools' bounds apply here too; the module itself loads at the first use (it
 # is not needed at %load_ext, where the recorder is installed).
 
 _KEPT_CELLS = 10  # cells whose displayed outputs the recorder keeps
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-_TRANSCRIPT_KEY = "codex_magic"  # the metadata key of a finished turn's output (see _view)
 _IMAGE_TYPES = ("image/png", "image/jpeg")
 _VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 VAR_CHARS = 3_000  # characters of one variable's repr put into the prompt
@@ -33,14 +33,13 @@ class Output:
     images: list[str] = field(default_factory=list)  # data: URLs
 
     def add(self, data: Mapping[str, Any]) -> None:
-        from ._kernel_tools import MAX_IMAGE_BYTES, MAX_IMAGES
+        from ._kernel_tools import MAX_IMAGE_BYTES, MAX_IMAGES, data_url
 
         if _WIDGET_VIEW in data:
             return  # a widget (a %%codex turn's own view): nothing to read in it
         mime = next((m for m in _IMAGE_TYPES if data.get(m)), None)
         if mime is not None:
-            raw = data[mime]
-            url = f"data:{mime};base64,{''.join(raw.split()) if isinstance(raw, str) else base64.b64encode(raw).decode()}"
+            url = data_url(mime, data[mime])
             if len(url) <= MAX_IMAGE_BYTES * 4 // 3 + 64 and len(self.images) < MAX_IMAGES:
                 self.images.append(url)
         elif data.get("text/plain"):
@@ -70,7 +69,7 @@ class OutputRecorder:
         def publish(data: Any, *args: Any, **kwargs: Any) -> Any:
             metadata = kwargs.get("metadata", args[0] if args else None)
             try:
-                if not (isinstance(metadata, Mapping) and _TRANSCRIPT_KEY in metadata):  # a turn's own transcript
+                if not (isinstance(metadata, Mapping) and PROVENANCE_KEY in metadata):  # a turn's own transcript
                     self.record(self.cell, data)
             except Exception:  # noqa: BLE001 - recording must never stop a display
                 pass

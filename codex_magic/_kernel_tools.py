@@ -686,7 +686,7 @@ def _result(value: Any, shell: Any) -> tuple[str, list[tuple[str, str]]]:
     if shell is None:
         return _RESULT.repr(value), []
     data, _ = shell.display_formatter.format(value, include=("text/plain", "image/png", "image/jpeg"))
-    images = [(_data_url(mime, data[mime]), "the result") for mime in ("image/png", "image/jpeg") if data.get(mime)]
+    images = [(data_url(mime, data[mime]), "the result") for mime in ("image/png", "image/jpeg") if data.get(mime)]
     return str(data.get("text/plain", "")), images
 
 
@@ -715,7 +715,7 @@ def _new_figures(before: list[Any], shown: Any) -> list[tuple[str, str]]:
             buffer = io.BytesIO()
             figure.savefig(buffer, format="png", bbox_inches="tight")
             label = f"figure {figure.number}" if getattr(figure, "number", None) is not None else "a figure"
-            images.append((_data_url("image/png", buffer.getvalue()), label))
+            images.append((data_url("image/png", buffer.getvalue()), label))
         except Exception as error:
             images.append(("", f"a figure that could not be rendered: {_error_line(error)}"))
         finally:
@@ -723,7 +723,8 @@ def _new_figures(before: list[Any], shown: Any) -> list[tuple[str, str]]:
     return images
 
 
-def _data_url(mime: str, data: bytes | str) -> str:
+def data_url(mime: str, data: bytes | str) -> str:
+    """An image as a data: URL, from its bytes or from base64 text (as display data holds it)."""
     encoded = base64.b64encode(data).decode() if isinstance(data, bytes) else "".join(data.split())
     return f"data:{mime};base64,{encoded}"
 
@@ -734,7 +735,7 @@ def _displays(captured: Any) -> tuple[list[str], list[tuple[str, str]]]:
         data = output.data or {}
         mime = next((m for m in ("image/png", "image/jpeg") if data.get(m)), None)
         if mime is not None:
-            images.append((_data_url(mime, data[mime]), "a displayed image"))
+            images.append((data_url(mime, data[mime]), "a displayed image"))
         elif "text/plain" in data:
             texts.append(str(data["text/plain"]))
         elif data:

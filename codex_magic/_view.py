@@ -33,8 +33,6 @@ from ._text import plain
 from ._transcript import ItemState, Transcript
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-# The metadata key of a finished turn's saved output (its provenance).
-TRANSCRIPT_KEY = PROVENANCE_KEY
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
 IMAGE_MAX_BYTES = 2 * 1024 * 1024
 
@@ -544,7 +542,7 @@ class WidgetView:
         self.handle.update(
             {"text/plain": final.text, "text/html": final.html, "text/markdown": final.markdown},
             raw=True,
-            metadata={TRANSCRIPT_KEY: transcript.provenance or {"thread_id": transcript.thread_id}},
+            metadata={PROVENANCE_KEY: transcript.provenance or {"thread_id": transcript.thread_id}},
         )
         # After the output no longer shows them: a frontend must not draw a closed model.
         for widget in {*_tree(self.root), self.header, self.stop, self.steer_text, self.send, self.top}:
