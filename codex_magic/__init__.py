@@ -14,6 +14,7 @@ from ._errors import (
     CodexMagicError,
     NotLoggedInError,
     OutputSchemaError,
+    ReplayMissingError,
     TurnBusyError,
     TurnError,
     TurnFailedError,
@@ -31,6 +32,7 @@ __all__ = [
     "CodexMagicError",
     "NotLoggedInError",
     "OutputSchemaError",
+    "ReplayMissingError",
     "RunResult",
     "TurnBusyError",
     "TurnError",
@@ -94,10 +96,15 @@ def unload_ipython_extension(ipython: Any) -> None:
     for kind in ("line", "cell"):
         ipython.magics_manager.magics[kind].pop("codex", None)
     ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, CodexMagic)]
-    if "codex_magic._session" in __import__("sys").modules:
+    modules = __import__("sys").modules
+    if "codex_magic._session" in modules:
         from ._session import close_session
 
         close_session()
+    if "codex_magic._replay" in modules:
+        from ._replay import HISTORY
+
+        HISTORY.reset()  # the thread is gone with the app-server
 
 
 def _loaded_magic() -> Any:

@@ -60,3 +60,7 @@ class TurnInterruptedError(TurnError):
 
 class OutputSchemaError(TurnError):
     """The turn completed, but its answer does not match the cell's ``--schema``; the text is kept."""
+
+
+class ReplayMissingError(CodexMagicError):
+    """``--replay only``: the cell has no recording (run it once with ``--replay auto``)."""

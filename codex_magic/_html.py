@@ -2,9 +2,10 @@
 
 :func:`esc` escapes every string that reaches HTML outside the Markdown renderer.
 Next to it live the one visual style (colours, inline styles) and the small helpers
-that build safe markup from untrusted values: bounded escaping, validated data-URL
-images, web links, badges, cards and labels. Image sources are only ever validated
-``data:image/...;base64,`` URLs, so nothing loads an external resource.
+that build safe markup from untrusted values: bounded escaping, terminal colours as
+styled spans, validated data-URL images, web links, badges, cards and labels. Image
+sources are only ever validated ``data:image/...;base64,`` URLs, so nothing loads an
+external resource.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import binascii
 import html
 import re
 
-from ._text import _FIELD_BYTES, _cut, _s
+from ._text import _FIELD_BYTES, _SGR, _cut, _s
 
 # Data URLs longer than this are not inlined.
 MAX_IMAGE_CHARS = 8 * 1024 * 1024
@@ -104,6 +105,53 @@ def _fit(text: str, budget: int, *, keep: str) -> str:
     if lo == 0:
         return ""
     return text[-lo:] if keep == "tail" else text[:lo]
+
+
+# -- terminal colour ---------------------------------------------------------------------------
+
+
+def _spans(text: str) -> str:
+    """``text`` escaped, its SGR colour sequences turned into spans with inline styles.
+
+    ``text`` holds no other control sequence (see :func:`codex_magic._text.keep_colour`).
+    """
+    markup = esc(text)
+    if "\x1b[" not in markup:
+        return markup
+    from ansi2html import Ansi2HTMLConverter  # imported here: only coloured output pays for it
+
+    # Inline styles: the colours stay where no stylesheet goes (GitHub, nbconvert). The text
+    # is escaped already, so ansi2html adds its spans and nothing else. A new converter each
+    # time, as one keeps every truecolour it has met.
+    return Ansi2HTMLConverter(inline=True, dark_bg=False, escaped=False).convert(markup, full=False)
+
+
+def _whole(text: str, part: str, keep: str) -> str:
+    """``part``, a head or tail of ``text``, without the piece of an SGR sequence a cut left at its edge."""
+    if keep == "tail":
+        start = len(text) - len(part)
+        escape = text.rfind("\x1b", 0, start)
+        sequence = _SGR.match(text, escape) if escape >= 0 else None
+        return text[sequence.end() :] if sequence is not None and sequence.end() > start else part
+    escape = part.rfind("\x1b")
+    return part[:escape] if escape >= 0 and _SGR.match(part, escape) is None else part
+
+
+def _fit_html(text: str, part: str, budget: int, *, keep: str) -> tuple[str, str]:
+    """``part`` (a head or tail of ``text`` from :func:`_fit`) and its HTML, held to ``budget`` bytes.
+
+    In coloured text (SGR sequences only) the spans make the HTML longer than the escaped
+    text :func:`_fit` measures: the part is cut shorter until its HTML fits, never inside
+    a sequence, and only then converted, so no half span or half escape is left.
+    """
+    if "\x1b[" not in text:
+        return part, esc(part)
+    part = _whole(text, part, keep)
+    markup = _spans(part)
+    while (size := len(markup.encode("utf-8", "replace"))) > budget:
+        part = _whole(text, _fit(part, _cost(part) * budget // size, keep=keep), keep)
+        markup = _spans(part)
+    return part, markup
 
 
 # -- images and links ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from traitlets import Bool, CFloat, Enum, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from . import _commands
-from ._errors import CodexMagicError
+from ._errors import CodexMagicError, ReplayMissingError
 from ._interrupts import InterruptLatch
 from ._requests import APPROVAL_POLICIES, HEADLESS_POLICIES, KERNEL_RUN_POLICIES
 from ._text import plain
@@ -40,6 +40,7 @@ SANDBOXES = ("read-only", "workspace-write", "full-access")
 # because %load_ext must not import the SDK (tests/test_options.py checks they match).
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
 RESULT_NAME = "_codex_result"
+REPLAY_MODES = ("off", "auto", "only")  # _replay.MODES, without importing it at %load_ext
 _SESSION_MODULE = __name__.rpartition(".")[0] + "._session"
 _SEE_HELP = "see %%codex? for the options"
 _NEGATIVE = re.compile(r"-\d+|-\d*\.\d+")  # argparse takes these for values, not options
@@ -192,6 +193,19 @@ class CellOptions:
     images: tuple[str, ...] = ()  # sent with the prompt: local paths, http(s) or data: URLs
     schema: OutputSchema | None = None  # --schema: the answer is JSON of this shape
     attached: tuple[str, ...] = ()  # what the options attached, for the transcript
+    replay: str = "off"  # see _replay
+
+    def key_options(self) -> dict[str, Any]:
+        """The options that change what the turn does, for its replay key (see _replay)."""
+        return {
+            "model": self.model,
+            "effort": self.effort,
+            "sandbox": self.sandbox,
+            "approval": self.approval,
+            "kernel_tools": self.kernel_tools,
+            "kernel_run": self.kernel_run,
+            "schema": self.schema.wire if self.schema is not None else None,
+        }
 
 
 def _check_seconds(name: str, value: float, *, zero: bool = True) -> float:
@@ -264,6 +278,16 @@ class CodexMagic(Magics, Configurable):
         help="The answer to a request where nobody can click (nbclient, papermill, no widgets): "
         "decline, accept, or cancel the turn.",
     ).tag(config=True)
+    replay = Enum(
+        REPLAY_MODES,
+        "off",
+        help="Replay recorded turns instead of calling the model: off (always call it, record nothing), "
+        "auto (replay a recorded turn; run and record any other), only (replay; a turn with no recording fails).",
+    ).tag(config=True)
+    recordings = Unicode(
+        "codex-recordings",
+        help="Directory of the recordings of --replay auto and only (relative: to the kernel's working directory).",
+    ).tag(config=True)
     approval_timeout = CFloat(
         600.0, help="Seconds an approval request waits for a click before it is declined (0: no limit)."
     ).tag(config=True)
@@ -333,6 +357,12 @@ class CodexMagic(Magics, Configurable):
         metavar="PATH_OR_URL",
         help="Send an image with the request: a PNG, JPEG, GIF or WebP file, or an http(s) URL (repeatable).",
     )
+    @argument(
+        "--replay",
+        choices=REPLAY_MODES,
+        help="off: call the model; auto: replay this turn's recording if there is one, else run and record it; "
+        "only: replay, fail without a recording (see CodexMagic.replay).",
+    )
     @argument("--new", action="store_true", help="Start a new thread before this turn.")
     @argument(
         "--out", metavar="NAME", help=f"Also store the result under this name (it is always in {RESULT_NAME})."
@@ -349,18 +379,22 @@ class CodexMagic(Magics, Configurable):
         Options are read with shell quoting: ``--cwd "my project"``.
         """
         options = self.options(line, cell)
+        if self._replayed(options):
+            return
         with InterruptLatch() as latch:  # from here on an interrupt ends the turn in one line
             run = self._start(options, latch)
             result = run.run_blocking()
-        self._store(result, run, options.out)
+        self._store(result, run, options)
 
     async def codex_cell_async(self, line: str, cell: str) -> None:
         """The same as ``codex_cell``, awaited, so that widget messages flow during the turn."""
         options = self.options(line, cell)
+        if self._replayed(options):
+            return
         with InterruptLatch() as latch:  # from here on an interrupt ends the turn in one line
             run = self._start(options, latch)
             result = await run.run_async()
-        self._store(result, run, options.out)
+        self._store(result, run, options)
 
     def options(self, line: str, cell: str) -> CellOptions:
         """The cell's options over the kernel-wide defaults; UsageError for bad input."""
@@ -408,6 +442,7 @@ class CodexMagic(Magics, Configurable):
             timeout=self.timeout if args.timeout is None else args.timeout,
             kernel_tools=self.kernel_tools and not args.no_kernel_tools,
             kernel_run=args.kernel_run or self.kernel_run,
+            replay=args.replay or self.replay,
         )
 
     def _schema(self, name: str) -> OutputSchema:
@@ -441,7 +476,7 @@ class CodexMagic(Magics, Configurable):
 
         session = _session.get_session(startup_timeout=self.startup_timeout)
         if options.new:
-            session.new_thread()
+            session.new_thread()  # (again: the session may be new since _replayed)
         settings = _session.TurnSettings(
             cwd=options.cwd,
             sandbox=options.sandbox,
@@ -482,18 +517,113 @@ class CodexMagic(Magics, Configurable):
 
         return TextView()
 
-    def _store(self, result: Any, run: Any, out: str | None) -> None:
-        from ._runner import raise_for_status
+    def _store(self, result: Any, run: Any, options: CellOptions) -> None:
+        """Keep a live turn's result (and its recording, with --replay auto); raise for its status."""
+        from ._replay import HISTORY, after, turn_key
 
-        self.shell.user_ns[RESULT_NAME] = result
-        if out:
-            self.shell.user_ns[out] = result
+        # The key of the turn (options.new has reset the history before it ran).
+        previous = HISTORY.key
+        key = turn_key(previous, options.prompt, options.images, options.key_options())
+        HISTORY.key = after(key, result.status.value, result.final_response)
+        if options.replay == "auto" and result.status.value == "completed":
+            self._record(key, previous, result, run, options)
         proposed = run.kernel.proposed_cell() if run.kernel is not None else None
         if proposed:
             # A new cell below this one (the execute reply's set_next_input payload), not run;
             # in terminal IPython, the next prompt.
             self.shell.set_next_input(proposed, replace=False)
-        raise_for_status(result, out=out or RESULT_NAME, reason=run.interrupt_reason)
+        self._keep(result, options.out, reason=run.interrupt_reason)
+
+    def _keep(self, result: Any, out: str | None, *, reason: str | None) -> None:
+        from ._runner import raise_for_status
+
+        self.shell.user_ns[RESULT_NAME] = result
+        if out:
+            self.shell.user_ns[out] = result
+        raise_for_status(result, out=out or RESULT_NAME, reason=reason)
+
+    # -- replay -----------------------------------------------------------------------
+
+    def _recordings(self) -> Any:
+        from ._replay import Recordings
+
+        return Recordings(os.path.abspath(os.path.expanduser(self.recordings)))
+
+    def _record(self, key: str, previous: str, result: Any, run: Any, options: CellOptions) -> None:
+        from ._result import recorded
+
+        fields, items = recorded(result)
+        try:
+            self._recordings().write(
+                key,
+                previous=previous,
+                prompt=options.prompt,
+                options=options.key_options(),
+                result=fields,
+                items=items,
+                provenance=run.transcript.provenance or {},
+            )
+        except OSError as error:
+            # The turn is kept; only its recording is missing: said, not raised.
+            print(f"codex-magic: the turn was not recorded ({error}); check CodexMagic.recordings", file=sys.stderr)
+
+    def _replayed(self, options: CellOptions) -> bool:
+        """--replay auto or only: show and keep the cell's recorded turn; False to run it live."""
+        if options.new:
+            from ._replay import HISTORY
+
+            HISTORY.reset()
+            if _SESSION_MODULE in sys.modules:
+                sys.modules[_SESSION_MODULE].get_session().new_thread()
+        if options.replay == "off":
+            return False
+        from ._replay import HISTORY, after, turn_key
+
+        store = self._recordings()
+        key = turn_key(HISTORY.key, options.prompt, options.images, options.key_options())
+        recording = store.find(key)
+        if recording is None:
+            if options.replay == "auto":
+                return False
+            first = _one_line(options.prompt.strip().splitlines()[0])
+            first = first if len(first) <= 60 else first[:57] + "..."
+            raise ReplayMissingError(
+                f"no recording of this cell (In [{self.shell.execution_count}]: {first!r}) in {store.directory}: "
+                "run it once with --replay auto where the model can be reached, and keep the recordings "
+                "with the notebook (an edit of this cell or of an earlier %%codex cell needs a new recording)"
+            )
+        from ._result import replayed
+
+        where = os.path.relpath(recording.path) if not os.path.relpath(recording.path).startswith("..") else recording.path
+        result = replayed(
+            recording.result,
+            recording.items,
+            f"replayed from {where} (recorded {recording.recorded_at}); the model was not called",
+        )
+        if options.schema is not None and result.status.value == "completed":
+            from ._schema import SchemaMismatch
+
+            try:
+                result.parsed = options.schema.parse(result.final_response or "")
+            except SchemaMismatch as error:
+                result.schema_error = f"the answer does not match {options.schema.name}: {error}"
+        HISTORY.replayed(recording.history(), after(key, result.status.value, result.final_response))
+        self._show_replayed(result, recording, where)
+        self._keep(result, options.out, reason=None)
+        return True
+
+    def _show_replayed(self, result: Any, recording: Any, where: str) -> None:
+        from IPython.display import display
+
+        from ._provenance import KEY
+
+        rendered = result._rendered()
+        provenance = {**(recording.header.get("provenance") or {}), "replayed": where}
+        display(
+            {"text/plain": rendered.text, "text/html": rendered.html, "text/markdown": rendered.markdown},
+            raw=True,
+            metadata={KEY: provenance},
+        )
 
     # -- %codex fix ------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 A finished turn's output carries, under the metadata key ``codex_magic``, the thread and
 turn ids, the status, the model, effort, sandbox and approval policy, the token usage, the
-start and end times, and the package's and the app-server's versions. Nothing secret and
+start and end times, and the package's and the app-server's versions. A turn replayed from
+a recording (see _replay) keeps the recorded values, times included, and ``replayed``
+names the recording file; for a live turn it is None. Nothing secret and
 no absolute home path: the working directory is written relative to ``~``. The metadata
 survives saving and nbconvert; :func:`provenance` reads it back from a notebook file.
 """
@@ -32,6 +34,7 @@ FIELDS = (
     "seconds",
     "package_version",
     "app_server_version",
+    "replayed",
 )
 
 
@@ -59,22 +62,22 @@ def record(
         "effort": settings.get("effort"),
         "sandbox": settings.get("sandbox"),
         "approval": settings.get("approval"),
-        "cwd": _home_relative(settings.get("cwd")),
+        "cwd": home_relative(settings.get("cwd")),
         "tokens_turn": turn_tokens,
         "tokens_thread": total.get("totalTokens"),
-        "started": _iso(started),
-        "ended": _iso(started + seconds),
+        "started": iso(started),
+        "ended": iso(started + seconds),
         "seconds": round(seconds, 3),
         "package_version": __version__,
         "app_server_version": app_server_version,
     }
 
 
-def _iso(timestamp: float) -> str:
+def iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="seconds")
 
 
-def _home_relative(path: Any) -> str | None:
+def home_relative(path: Any) -> str | None:
     if not isinstance(path, str):
         return None
     home = os.path.expanduser("~")

@@ -8,6 +8,7 @@ built from the same parse with every character that could start HTML
 backslash-escaped, so a frontend that renders it meets no raw HTML either.
 Control sequences (colours, window titles, clipboard writes, cursor moves) are
 removed in one place for all three forms: every :class:`Rendered` is built clean.
+Before that, the colours of command output become styled spans in its HTML.
 Every renderer bounds its output: a running command costs a few kilobytes per
 update however long its output. The module imports neither IPython nor ipywidgets.
 """
@@ -53,6 +54,7 @@ from ._html import (
     _card,
     _dim,
     _fit,
+    _fit_html,
     _image_src,
     _img,
     _label,
@@ -60,7 +62,8 @@ from ._html import (
     _web_url,
     _with_cursor,
 )
-from ._markdown import _fenced, _markdown_parts, _md_code, _md_escape
+from ._markdown import _fenced as _fence
+from ._markdown import _markdown_parts, _md_code, _md_escape
 from ._requests import COMMAND, ELICITATION, FILE_CHANGE, PERMISSIONS, QUESTION, Request, permission_lines
 from ._text import (
     _FIELD_BYTES,
@@ -75,6 +78,7 @@ from ._text import (
     _one_line,
     _s,
     _seconds,
+    keep_colour,
     plain,
     short_id,
 )
@@ -109,7 +113,8 @@ class Rendered:
 
     Each form is stored without control sequences or control characters (see
     :func:`codex_magic._text.plain`): whatever Codex, the model or a command printed,
-    no output of the package carries an escape sequence.
+    no output of the package carries an escape sequence. Colour survives only as the
+    styled spans the HTML of command output holds.
     """
 
     html: str
@@ -137,6 +142,13 @@ _EMPTY = Rendered("", "", "")
 
 
 # -- bounded previews -------------------------------------------------------------------------
+
+
+def _fenced(text: str, info: str = "") -> str:
+    """A Markdown code block of ``text`` as it will be shown, without control sequences."""
+    # The fence must outrun every run of backticks, also one that forms only once a
+    # sequence between backticks is removed; else it closes early and the rest is Markdown.
+    return _fence(plain(text), info)
 
 
 def _preview(text: str, *, keep: str) -> str:
@@ -180,7 +192,11 @@ def _long_text(text: str, *, done: bool, keep: str, what: str) -> _Parts:
     """A long text as a bounded preview; when done, the rest folded away in ``<details>``."""
     if not text:
         return _Parts()
-    shown = _preview(text, keep=keep)
+    if "\x1b[" in text:
+        # Colour is kept for the HTML; all else goes before any cut, so a cut can split no
+        # sequence but an SGR one, which _fit_html avoids.
+        text = keep_colour(text)
+    shown, shown_html = _fit_html(text, _preview(text, keep=keep), OUTPUT_TAIL_CHARS, keep=keep)
     left = len(text) - len(shown)
     # Outputs run to megabytes: count their line ends once, and those of the short parts.
     newlines = text.count("\n") if left else 0
@@ -190,14 +206,14 @@ def _long_text(text: str, *, done: bool, keep: str, what: str) -> _Parts:
         note = f"\u2026 {left:,} {where} characters ({_count(newlines - shown.count(chr(10)), 'line')}) not shown"
         if done:
             note += f"; the full text is in {WHERE_FULL}"
-    markup = f'<pre style="{_PRE}">{esc(shown)}</pre>'
+    markup = f'<pre style="{_PRE}">{shown_html}</pre>'
     if note:
         note_html = f'<div style="{_DIM};{_SMALL}">{esc(note)}</div>'
         markup = note_html + markup if keep == "tail" else markup + note_html
     if left and done:
-        full = _fit(text, FULL_OUTPUT_BYTES, keep=keep)
+        full, full_html = _fit_html(text, _fit(text, FULL_OUTPUT_BYTES, keep=keep), FULL_OUTPUT_BYTES, keep=keep)
         dropped = len(text) - len(full)
-        inner = f'<pre style="{_PRE}">{esc(full)}</pre>'
+        inner = f'<pre style="{_PRE}">{full_html}</pre>'
         if dropped:
             side = "first" if keep == "tail" else "last"
             cut_note = (
@@ -1082,12 +1098,17 @@ def render_diff(diff: str) -> Rendered:
     )
 
 
+# Notices that inform rather than warn.
+_INFO_NOTICES = frozenset({"replay"})
+
+
 def render_notice(kind: str, text: str) -> Rendered:
-    """Render a line that is not an item (declined requests, warnings)."""
+    """Render a line that is not an item (declined requests, warnings, where a replay came from)."""
+    mark, colour, sign = ("\u21bb", _GREY, "~") if kind in _INFO_NOTICES else ("\u26a0", _WARN, "!")
     return Rendered(
-        f'<div style="{_BOX};color:{_WARN}">\u26a0 {esc(kind)}: {esc(text)}</div>',
-        f"! {kind}: {text}",
-        f"> \u26a0 **{_md_escape(_s(kind))}**: {_md_escape(_one_line(_s(text), 4000))}",
+        f'<div style="{_BOX};color:{colour}">{mark} {esc(kind)}: {esc(text)}</div>',
+        f"{sign} {kind}: {text}",
+        f"> {mark} **{_md_escape(_s(kind))}**: {_md_escape(_one_line(_s(text), 4000))}",
     )
 
 

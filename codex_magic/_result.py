@@ -102,3 +102,48 @@ def build_result(transcript: Transcript) -> RunResult:
         unfinished=frozenset(state.id for state in transcript.ordered() if not state.done),
         app_server_log=transcript.app_server_log,
     )
+
+
+def recorded(result: RunResult) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A result's fields and items as JSON, for a recording (see _replay)."""
+    fields = {
+        "id": result.id,
+        "status": result.status.value,
+        "error": result.error.model_dump(by_alias=True, mode="json") if result.error else None,
+        "started_at": result.started_at,
+        "completed_at": result.completed_at,
+        "duration_ms": result.duration_ms,
+        "final_response": result.final_response,
+        "usage": result.usage.model_dump(by_alias=True, mode="json") if result.usage else None,
+        "thread_id": result.thread_id,
+        "settings": dict(result.settings),
+        "turn_tokens": result.turn_tokens,
+        "elapsed": result.elapsed,
+        "notices": [list(notice) for notice in result.notices],
+        "plan": result.plan,
+        "diff": result.diff,
+    }
+    return fields, [item.model_dump(by_alias=True, mode="json") for item in result.items]
+
+
+def replayed(fields: dict[str, Any], items: list[dict[str, Any]], note: str) -> RunResult:
+    """The result of a recorded turn, with the types of a live one, and ``note`` among its notices."""
+    error, usage = fields.get("error"), fields.get("usage")
+    return RunResult(
+        id=str(fields.get("id") or ""),
+        status=TurnStatus(fields.get("status") or "completed"),
+        error=WireTurnError.model_validate(error) if error else None,
+        started_at=fields.get("started_at"),
+        completed_at=fields.get("completed_at"),
+        duration_ms=fields.get("duration_ms"),
+        final_response=fields.get("final_response"),
+        items=[ThreadItem.model_validate(item) for item in items],
+        usage=ThreadTokenUsage.model_validate(usage) if usage else None,
+        thread_id=fields.get("thread_id"),
+        settings=dict(fields.get("settings") or {}),
+        turn_tokens=fields.get("turn_tokens"),
+        elapsed=fields.get("elapsed"),
+        notices=[(str(kind), str(text)) for kind, text in fields.get("notices") or []] + [("replay", note)],
+        plan=fields.get("plan"),
+        diff=fields.get("diff"),
+    )

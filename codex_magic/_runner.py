@@ -362,7 +362,9 @@ class TurnRun:
                 self.session.release(self)
                 raise
         self.handle = handle
-        self._rollout = _Rollout(self.session.rollout)
+        # A thread without raw items (resumed, or forked) has the commands the app-server
+        # did not report read back from its rollout at the turn's end.
+        self._rollout = None if self.session.raw_events else _Rollout(self.session.rollout)
         self.transcript.thread_id = handle.thread_id
         self.transcript.turn_id = handle.id
         self.transcript.settings["model"] = self.settings.model or self.session.thread_model
@@ -768,6 +770,7 @@ class TurnRun:
         self._withdraw("the turn ended")
         self.session.set_request_sink(None)
         self.session.release(self)
+        # The controls go with the live widget at view.finish: no update to hide them first.
         self.view.set_stop(None)
         self.view.set_steer(None)
         self._drain()

@@ -24,11 +24,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from openai_codex import ImageInput, LocalImageInput, Sandbox, TextInput, Thread, TurnHandle
 from openai_codex.client import CodexClient, CodexConfig
 from openai_codex.errors import CodexRpcError, TransportClosedError
-from openai_codex.generated.v2_all import ChatgptDeviceCodeLoginAccountResponse, RateLimitSnapshot
+from openai_codex.generated.v2_all import (
+    ChatgptDeviceCodeLoginAccountResponse,
+    RateLimitSnapshot,
+    ThreadInjectItemsResponse,
+)
 from openai_codex.types import ReasoningEffort
 
 from ._errors import AppServerError, NotLoggedInError, TurnBusyError
 from ._kernel_tools import tool_specs
+from ._replay import HISTORY
 from ._requests import APPROVAL_POLICIES, decline_response
 from ._text import hide_secrets, plain
 
@@ -203,6 +208,9 @@ class CodexSession:
         self._owner: object | None = None  # the turn running on the thread
         # The thread's rollout file (its history on disk), from thread/start or thread/resume.
         self.rollout: str | None = None
+        # Whether the thread sends raw model items: only a thread this app-server started
+        # (thread/resume and thread/fork take no experimentalRawEvents).
+        self.raw_events = False
         self._lock = threading.Lock()
 
     # -- process --------------------------------------------------------------------
@@ -394,6 +402,27 @@ class CodexSession:
         self._thread = None
         self._thread_defaults = {}
         self._sent_effort = None
+        HISTORY.reset()
+
+    def _inject_replayed(self, thread: Thread) -> str | None:
+        """Put the replayed turns in the thread's model-visible history; a notice if that failed."""
+        replayed = HISTORY.pending
+        if not replayed:
+            return None
+        assert self._client is not None
+        # thread/inject_items has no method in the SDK's public API; its request and
+        # response types are the SDK's generated ones.
+        try:
+            self._client.request(
+                "thread/inject_items",
+                {"threadId": thread.id, "items": replayed},
+                response_model=ThreadInjectItemsResponse,
+            )
+        except CodexRpcError as exc:
+            HISTORY.pending = []
+            return f"the replayed turns could not be added to the thread's history ({plain(exc.message)}); Codex does not see them"
+        HISTORY.pending = []
+        return None
 
     def _ensure_thread(self, settings: TurnSettings) -> tuple[Thread, str | None]:
         assert self._client is not None
@@ -405,7 +434,7 @@ class CodexSession:
                     resume["config"] = self._thread_config
                 resumed = self._client.thread_resume(self._thread.id, resume)
                 self._thread = Thread(self._client, resumed.thread.id)
-                self.rollout = resumed.thread.path
+                self.rollout, self.raw_events = resumed.thread.path, False
                 return self._thread, "the codex app-server was restarted; the thread was resumed"
             except Exception as exc:
                 notice = f"the codex app-server was restarted and the thread could not be resumed ({exc}); started a new thread"
@@ -430,7 +459,7 @@ class CodexSession:
             params["dynamicTools"] = tool_specs()
             started = self._client.thread_start(params)
             self._thread = Thread(self._client, started.thread.id)
-            self.rollout = started.thread.path
+            self.rollout, self.raw_events = started.thread.path, True
             effort = started.reasoning_effort
             self._thread_defaults = {
                 "model": started.model,
@@ -493,6 +522,7 @@ class CodexSession:
     ) -> tuple[TurnHandle, str | None]:
         self.start()
         thread, notice = self._ensure_thread(settings)
+        notice = self._inject_replayed(thread) or notice
         # Settings passed to a turn stick to the thread, so every turn passes all
         # of them: a one-off --model must not leak into the next cell.
         model = settings.model or self._thread_defaults.get("model")
@@ -638,8 +668,11 @@ class CodexSession:
             read = self._request(lambda: client.thread_read(thread_id, include_turns=True), "reading the thread")
             return ThreadDetails(ThreadSummary.of(read.thread), list(read.thread.turns))
 
-    def _adopt(self, client: _Client, thread_id: str, model: str | None, effort: Any) -> None:
-        self._thread = Thread(client, thread_id)
+    def _adopt(self, client: _Client, thread: Any, model: str | None, effort: Any) -> None:
+        self._thread = Thread(client, thread.id)
+        self.rollout, self.raw_events = thread.path, False
+        # Recordings made on this thread build on its id (its earlier turns are not recorded here).
+        HISTORY.reset(f"thread {thread.id}")
         self._thread_defaults = {"model": model, "effort": effort.value if effort is not None else None}
         self._sent_effort = None
 
@@ -651,7 +684,7 @@ class CodexSession:
             assert client is not None
             params: Json = {"cwd": cwd, **({"config": self._thread_config} if self._thread_config else {})}
             resumed = self._request(lambda: client.thread_resume(thread_id, params), "the resume")
-            self._adopt(client, resumed.thread.id, resumed.model, resumed.reasoning_effort)
+            self._adopt(client, resumed.thread, resumed.model, resumed.reasoning_effort)
         details = self.read_turns(resumed.thread.id)
         return details
 
@@ -666,7 +699,7 @@ class CodexSession:
             params: Json = {"cwd": cwd, **({"config": self._thread_config} if self._thread_config else {})}
             thread_id = self._thread.id
             resumed = self._request(lambda: client.thread_resume(thread_id, params), "the resume")
-            self._adopt(client, resumed.thread.id, resumed.model, resumed.reasoning_effort)
+            self._adopt(client, resumed.thread, resumed.model, resumed.reasoning_effort)
         return self._thread
 
     def fork_thread(self, *, cwd: str) -> tuple[str, str]:
@@ -677,7 +710,7 @@ class CodexSession:
             assert client is not None
             params: Json = {"cwd": cwd, **({"config": self._thread_config} if self._thread_config else {})}
             forked = self._request(lambda: client.thread_fork(source.id, params), "the fork")
-            self._adopt(client, forked.thread.id, forked.model, forked.reasoning_effort)
+            self._adopt(client, forked.thread, forked.model, forked.reasoning_effort)
             return source.id, forked.thread.id
 
     def name_thread(self, name: str) -> str:

@@ -1,8 +1,9 @@
 """Plain-text helpers shared by the renderer: reading untrusted wire dicts, sizes and counts.
 
 Nothing here builds markup or escapes anything; that is :mod:`codex_magic._html`'s job.
-The two control-sequence filters live here: :func:`plain` for every rendered form
-(HTML, Markdown, text) and :func:`for_terminal` for what a terminal receives.
+The control-sequence filters live here: :func:`plain` for every rendered form
+(HTML, Markdown, text), :func:`keep_colour` for text whose colour is kept (command output
+in HTML, a colour terminal) and :func:`for_terminal` for what a terminal receives.
 """
 
 from __future__ import annotations
@@ -127,8 +128,9 @@ _SEQUENCES = (
     r"|\x1b[ -/]*[0-~]?"  # any other escape sequence, or a lone ESC
     r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"  # C0 and C1 controls but tab and newline; DEL
 )
+_SGR = re.compile(r"\x1b\[[0-9;:]*m")
 _CONTROLS = re.compile(r"(?!)" + _SEQUENCES)
-_CONTROLS_BUT_SGR = re.compile(r"(\x1b\[[0-9;:]*m)" + _SEQUENCES)
+_CONTROLS_BUT_SGR = re.compile(f"({_SGR.pattern})" + _SEQUENCES)
 
 
 def _newlines(text: str) -> str:
@@ -142,10 +144,23 @@ def plain(text: str) -> str:
     return redact(_CONTROLS.sub("", _newlines(text)))
 
 
+def keep_colour(text: str) -> str:
+    """``text`` without control sequences or control characters but SGR colour sequences.
+
+    Secrets are hidden even where colour splits them (``grep --color`` marking part of one).
+    """
+    text = _CONTROLS_BUT_SGR.sub(r"\1", _newlines(text))
+    return _coloured_secrets.sub(_hide_coloured, text) if _coloured_secrets is not None and text else text
+
+
+def _hide_coloured(match: re.Match[str]) -> str:
+    # The colour changes inside the secret still apply to the text after it.
+    return HIDDEN + "".join(_SGR.findall(match.group()))
+
+
 def for_terminal(text: str, *, colour: bool) -> str:
     """``text`` safe to write to a terminal: only SGR colour sequences pass, and only with ``colour``."""
-    text = _newlines(text)
-    return redact(_CONTROLS_BUT_SGR.sub(r"\1", text) if colour else _CONTROLS.sub("", text))
+    return keep_colour(text) if colour else plain(text)
 
 
 def one_line(text: str, limit: int = 300) -> str:
@@ -156,17 +171,22 @@ def one_line(text: str, limit: int = 300) -> str:
 
 # -- secrets ------------------------------------------------------------------------------------
 
-# The values the session registered as secret (API keys, tokens), longest first.
+# The values the session registered as secret (API keys, tokens), longest first; and the
+# same values with SGR sequences allowed between their characters.
 _secrets: re.Pattern[str] | None = None
+_coloured_secrets: re.Pattern[str] | None = None
 HIDDEN = "\u2022" * 8  # what a secret reads as wherever a turn is shown
 SECRET_MIN_CHARS = 8  # shorter values are too likely to be ordinary words
 
 
 def hide_secrets(values: Iterable[str]) -> None:
     """Show these values as ``HIDDEN`` in every rendering, terminal output and result item."""
-    global _secrets
+    global _secrets, _coloured_secrets
     kept = sorted({value for value in values if len(value) >= SECRET_MIN_CHARS}, key=len, reverse=True)
     _secrets = re.compile("|".join(map(re.escape, kept))) if kept else None
+    between = f"(?:{_SGR.pattern})*"
+    coloured = "|".join(between.join(map(re.escape, value)) for value in kept)
+    _coloured_secrets = re.compile(coloured) if kept else None
 
 
 def redact(text: str) -> str:

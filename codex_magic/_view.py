@@ -35,6 +35,9 @@ from ._transcript import ItemState, Transcript
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
 IMAGE_MAX_BYTES = 2 * 1024 * 1024
+# Seconds a turn runs before its steering box appears: nobody types into a turn that
+# ends sooner, and a quick turn then opens two widget models fewer.
+STEER_AFTER = 1.0
 
 
 def info(transcript: Transcript) -> TurnInfo:
@@ -203,8 +206,7 @@ class _Blocks:
         self.view._set(self.tail, self._tail(data, text))
 
     def close(self) -> None:
-        for widget in (*self.blocks, self.tail, self.box):
-            widget.close()
+        _close(*self.blocks, self.tail, self.box)
 
 
 def _tree(widget: Any) -> list[Any]:
@@ -217,6 +219,19 @@ def _tree(widget: Any) -> list[Any]:
 
 
 _SHARED: dict[str, Any] = {}
+
+
+def _close(*widgets: Any) -> None:
+    """Close widget models, with the layout and style each made for itself (not the shared ones).
+
+    Closed models leave the kernel and the page, and saved widget state.
+    """
+    shared = {id(model) for model in _SHARED.values()}
+    for widget in widgets:
+        for part in (getattr(widget, "layout", None), getattr(widget, "style", None)):
+            if part is not None and id(part) not in shared:
+                part.close()
+        widget.close()
 
 
 def _shared(key: str, make: Callable[[], Any]) -> Any:
@@ -235,7 +250,7 @@ class WidgetView:
     def __init__(self) -> None:
         import ipywidgets as widgets
         from IPython.display import display
-        from ipywidgets.widgets.widget_string import HTMLStyle, TextStyle
+        from ipywidgets.widgets.widget_string import HTMLStyle
 
         self._widgets = widgets
         # Layouts and styles are shared by every child of every turn: a child costs one
@@ -259,12 +274,11 @@ class WidgetView:
         comm = getattr(self.stop, "comm", None)
         if comm is not None:
             comm._reply_subshell_for = self._stop_arrived
-        # Steering: text added to the running turn, shown while it runs.
-        steer_layout = _shared("steer layout", lambda: widgets.Layout(width="16em", flex="0 1 auto"))
-        self.steer_text = widgets.Text(placeholder="Add to this turn…", layout=steer_layout, style=_shared("text style", TextStyle))
-        self.send = self._button("Send", icon="paper-plane", tooltip="Add this text to the running turn: Codex reads it at its next step")
+        # Steering: text added to the running turn, made once the turn has run a while.
+        self.steer_text: Any = None
+        self.send: Any = None
         self._steer_callback: Callable[[str], None] | None = None
-        self.send.on_click(self._clicked_send)
+        self._steer_shown = False
         # Shown from the start, so the turn's start costs no update: a click waits in the
         # kernel's queue until the turn has started, then stops it.
         top_layout = _shared("top layout", lambda: widgets.Layout(justify_content="space-between"))
@@ -311,23 +325,41 @@ class WidgetView:
             widget.value = value
 
     def set_stop(self, stop: Callable[[], None] | None) -> None:
-        """Show the Stop button while ``stop`` can interrupt the turn; hide it with None."""
+        """Show the Stop button while ``stop`` can interrupt the turn; with None it does nothing.
+
+        The button is not hidden first: ``finish`` replaces the live widget and its controls.
+        """
         self._stop_callback = stop
-        self._layout_top()
+        if stop is not None:
+            self._layout_top()
 
     def set_steer(self, steer: Callable[[str], None] | None) -> None:
-        """Show the steering box while ``steer`` can add text to the turn; hide it with None."""
+        """Offer the steering box while ``steer`` can add text to the turn.
+
+        The box appears once the turn has run for STEER_AFTER seconds (at the next
+        refresh): a turn that ends sooner never opens its two widget models.
+        """
         self._steer_callback = steer
-        self._layout_top()
 
     def _layout_top(self) -> None:
         children = (self.header,)
-        if self._steer_callback is not None:
+        if self._steer_callback is not None and self._steer_shown:
             children += (self.steer_text, self.send)
         if self._stop_callback is not None:
             children += (self.stop,)
         if self.top.children != children:
             self.top.children = children
+
+    def _show_steering(self) -> None:
+        widgets = self._widgets
+        from ipywidgets.widgets.widget_string import TextStyle
+
+        steer_layout = _shared("steer layout", lambda: widgets.Layout(width="16em", flex="0 1 auto"))
+        self.steer_text = widgets.Text(placeholder="Add to this turn…", layout=steer_layout, style=_shared("text style", TextStyle))
+        self.send = self._button("Send", icon="paper-plane", tooltip="Add this text to the running turn: Codex reads it at its next step")
+        self.send.on_click(self._clicked_send)
+        self._steer_shown = True
+        self._layout_top()
 
     def _clicked_send(self, _button: Any) -> None:
         # Runs on the kernel's event loop while the awaited cell waits for the turn.
@@ -375,6 +407,8 @@ class WidgetView:
     def update(self, transcript: Transcript) -> None:
         """Copy the transcript's changes onto the widgets."""
         self._set(self.header, header(transcript).html)
+        if self._steer_callback is not None and not self._steer_shown and not transcript.done and transcript.elapsed() >= STEER_AFTER:
+            self._show_steering()
         changed = False
         retired: list[_Blocks] = []
         dropped: list[Any] = []
@@ -427,8 +461,7 @@ class WidgetView:
             self._layout_children()
         for blocks in retired:
             blocks.close()
-        for child in dropped:
-            child.close()  # after the layout no longer shows it
+        _close(*dropped)  # after the layout no longer shows them
 
     def _stream(self, state: ItemState, turn_done: bool, known: Any) -> bool:
         """Show a long message still streaming as blocks and a tail; False if it is not one."""
@@ -526,8 +559,7 @@ class WidgetView:
         asked = self._asks.pop(id(pending), None)
         if asked is not None:
             self._layout_children()
-            for widget in asked[1]:  # closed widgets are not kept in saved widget state
-                widget.close()
+            _close(*asked[1])  # closed widgets are not kept in saved widget state
 
     def finish(self, transcript: Transcript) -> None:
         """Replace the live widget with the static transcript, and close the turn's widgets.
@@ -545,10 +577,9 @@ class WidgetView:
             metadata={PROVENANCE_KEY: transcript.provenance or {"thread_id": transcript.thread_id}},
         )
         # After the output no longer shows them: a frontend must not draw a closed model.
-        for widget in {*_tree(self.root), self.header, self.stop, self.steer_text, self.send, self.top}:
-            widget.close()
-        for box, _ in self._asks.values():
-            box.close()
+        _close(*{*_tree(self.root), self.header, self.stop, self.steer_text, self.send, self.top} - {None})
+        for _, made in self._asks.values():
+            _close(*made)
         for blocks in self._streams.values():
             blocks.close()
         self._items.clear()

@@ -270,15 +270,21 @@ def test_approval_auto_review_lets_the_reviewer_model_decide(
 def test_stop_while_a_question_is_open_withdraws_it(kernel: Kernel, offline: Offline) -> None:
     configure(offline, "default_mode_request_user_input")
     question = {"id": "q", "header": "Q", "question": "Which?", "options": [{"label": "A", "description": ""}]}
-    offline.model.add(function_call("request_user_input", {"questions": [question]}), message("unused"))
-    execution = kernel.run("%%codex\nAsk.", on_message=when("Skip", lambda k, e: k.click(buttons(e)["Stop"])))
-    assert execution.error is not None and execution.error["ename"] == "TurnInterruptedError"
-    row = container_of(execution, buttons(execution)["Answer"])
-    box = container_of(execution, row)
-    updates = [m["content"]["data"]["state"] for m in execution.of("comm_msg") if m["content"]["data"].get("method") == "update"]
-    shown = [u["children"] for u in updates if "children" in u]
-    assert f"IPY_MODEL_{box}" in str(shown) and f"IPY_MODEL_{box}" not in str(shown[-1])  # shown, then removed
-    assert "withdrawn" in final_text(execution)
+    kernel.run("import ipywidgets.widgets.widget as _widget_module")
+    models = []
+    for _ in range(2):
+        offline.model.add(function_call("request_user_input", {"questions": [question]}))
+        execution = kernel.run("%%codex\nAsk.", on_message=when("Skip", lambda k, e: k.click(buttons(e)["Stop"])))
+        assert execution.error is not None and execution.error["ename"] == "TurnInterruptedError"
+        row = container_of(execution, buttons(execution)["Answer"])
+        box = container_of(execution, row)
+        updates = [m["content"]["data"]["state"] for m in execution.of("comm_msg") if m["content"]["data"].get("method") == "update"]
+        assert f"IPY_MODEL_{box}" in str([u["children"] for u in updates if "children" in u])
+        # Then removed: the click closed the box's models (in messages whose parent is the click).
+        assert kernel.value(f"{box!r} in _widget_module._instances") == "False"
+        assert "withdrawn" in final_text(execution)
+        models.append(kernel.value("len(_widget_module._instances)"))
+    assert models[0] == models[1]  # no model of the request (its layouts and styles too) is left
 
 
 def container_of(execution: Execution, model_id: str) -> str:

@@ -384,3 +384,21 @@ def test_bad_config_fails_the_cell_and_keeps_the_value(kernel: Kernel) -> None:
     assert kernel.value(f"({magic}.effort, {magic}.approval_timeout)") == "(None, 600.0)"
     assert kernel.run('%config CodexMagic.effort = "high"').reply["content"]["status"] == "ok"
     assert kernel.value(f"{magic}.effort") == "high"
+
+
+def test_a_hundred_turns_leave_no_widget_model_open(kernel: Kernel, offline: Offline) -> None:
+    """Each finished turn's output is static: its widget models are closed (kernel and page)."""
+    offline.model.add(*[message("ok")] * 100)
+    kernel.run("%load_ext codex_magic\nimport ipywidgets.widgets.widget as _widget_module")
+    count = "len(_widget_module._instances)"
+    execution = kernel.run("%%codex\nSay ok.")
+    assert execution.error is None, execution.error
+    after_one = int(kernel.value(count))  # the layouts and styles every turn shares
+    opened, closed = set(), set()
+    for _ in range(99):
+        execution = kernel.run("%%codex\nSay ok.")
+        assert execution.error is None, execution.error
+        opened |= {m["content"]["comm_id"] for m in execution.of("comm_open")}
+        closed |= {m["content"]["comm_id"] for m in execution.of("comm_close")}
+    assert int(kernel.value(count)) == after_one <= 6
+    assert opened and opened <= closed  # the page was told to drop every model a turn opened

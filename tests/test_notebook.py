@@ -283,3 +283,27 @@ def test_provenance_is_saved_and_read_back(tmp_path: Path, jupyter_dirs: None) -
     # It survives nbconvert's HTML too: the notebook converts, the rows are unchanged.
     HTMLExporter().from_notebook_node(nbformat.read(saved, as_version=4))
     assert codex_magic.provenance(saved).equals(rows)
+
+
+def test_replay_notebook_records_then_replays_without_a_model_request(tmp_path: Path, jupyter_dirs: None) -> None:
+    first = execute("replay.ipynb", tmp_path)
+    printed = "".join(_text(cell) for cell in first.cells if cell.cell_type == "code")
+    assert "3 model requests in this run" in printed  # two turns; the second runs a command
+    assert "(ran live)" in printed
+    nbformat.write(first, tmp_path / "replay.ipynb")  # saved, as a user would
+
+    # Run All again in a fresh kernel, on the saved notebook.
+    second = nbformat.read(tmp_path / "replay.ipynb", as_version=4)
+    NotebookClient(second, timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    printed = "".join(_text(cell) for cell in second.cells if cell.cell_type == "code")
+    assert "0 model requests in this run" in printed
+    assert "('replay', 'replayed from codex-recordings/" in printed
+    codex_cells = [c for c in second.cells if c.cell_type == "code" and c.source.startswith("%%codex")]
+    for before, after in zip([c for c in first.cells if c.source.startswith("%%codex")], codex_cells):
+        (old,), (new,) = before.outputs, after.outputs
+        assert "replayed from codex-recordings/" in new.data["text/plain"]
+        assert new.metadata["codex_magic"]["turn_id"] == old.metadata["codex_magic"]["turn_id"]
+    assert "ls -1 | head -n 10" in codex_cells[1].outputs[0].data["text/html"]
+    # The provenance cell read the first run's saved outputs: one row per turn.
+    table = second.cells[-1].outputs[0].data["text/plain"]
+    assert table.count("completed") == 2 and "scripted-model" in table

@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
@@ -240,12 +241,13 @@ def test_out_stores_the_result(ip: Any, magic: CodexMagic, monkeypatch: pytest.M
         interrupt_reason = None
 
         def run_blocking(self) -> Any:
-            return "the result"
+            return result
 
+    result = SimpleNamespace(status=SimpleNamespace(value="completed"), final_response="the answer")
     monkeypatch.setattr(_runner, "TurnRun", Done)
     monkeypatch.setattr(_runner, "raise_for_status", lambda result, **_: None)
     ip.run_cell_magic("codex", "--out answer", "hello")
-    assert ip.user_ns["answer"] == ip.user_ns["_codex_result"] == "the result"
+    assert ip.user_ns["answer"] is ip.user_ns["_codex_result"] is result
 
 
 # -- 5: empty values -----------------------------------------------------------------
@@ -350,6 +352,13 @@ def test_effort_levels_are_the_sdks() -> None:
 
     assert list(EFFORTS) == [effort.value for effort in ReasoningEffort]
     assert CodexMagic.class_traits()["effort"].values == EFFORTS
+
+
+def test_replay_modes_are_the_replay_modules() -> None:
+    from codex_magic._magic import REPLAY_MODES
+    from codex_magic._replay import MODES
+
+    assert REPLAY_MODES == MODES == CodexMagic.class_traits()["replay"].values
 
 
 # -- 10: the cell's text reaches Codex as written -----------------------------------

@@ -94,6 +94,7 @@ class _Session:
         self.ready, self.fail = ready, fail
         self.calls: list[str] = []
         self.thread_model = self.thread_effort = self.app_server_version = self.rollout = None
+        self.raw_events = True
 
     def set_request_sink(self, sink: object) -> None:
         self.calls.append("sink" if sink else "no sink")
