@@ -34,6 +34,12 @@ class ModelProcess:
         self._to.flush()
         pickle.load(self._from)  # added
 
+    def sent(self) -> list[tuple[float, str]]:
+        """The model's ``ScriptedModel.sent``: when each streamed event was written."""
+        pickle.dump("sent", self._to)
+        self._to.flush()
+        return pickle.load(self._from)
+
     def close(self) -> None:
         if self._process.poll() is None:
             self._to.close()
@@ -62,6 +68,10 @@ def _serve() -> None:
                 entries = pickle.load(requests)
             except EOFError:  # the benchmark closed the pipe
                 return
+            if entries == "sent":
+                pickle.dump(model.sent, replies)
+                replies.flush()
+                continue
             model.add(*entries)
             pickle.dump(True, replies)
             replies.flush()

@@ -12,7 +12,7 @@ request to idle):
   each with ``thread.run(...)`` (median), alternating with the later ``%%codex`` cells;
 - the raw SDK's first cell again in a fresh kernel, where it pays for importing the SDK.
 
-Usage: ``python benchmarks/cell_latency.py [--turns N]``. Numbers depend on the machine;
+Usage: ``python benchmarks/cell_latency.py [--turns N] [--quick]``. Numbers depend on the machine;
 compare the ratios of one run.
 """
 
@@ -42,15 +42,21 @@ raw_result = raw_thread.run("Say hello.")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=10, help="later turns to time (median)")
+    parser.add_argument("--quick", action="store_true", help="a few small runs: check that it runs")
     args = parser.parse_args()
+    if args.quick:
+        args.turns = 2
 
     with tempfile.TemporaryDirectory() as tmp, ModelProcess() as model:
         home, work = Path(tmp, "home"), Path(tmp, "work")
         work.mkdir()
         write_codex_config(home, model.url)
         model.add(*[message("Hello.")] * (2 * args.turns + 5))
-        for name in ("JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+        for name in ("JUPYTER_RUNTIME_DIR", "IPYTHONDIR", "JUPYTER_CONFIG_DIR"):
             os.environ[name] = str(Path(tmp, name))
+        # Auto-load off (the user's choice): %load_ext is measured, not a no-op.
+        Path(tmp, "JUPYTER_CONFIG_DIR").mkdir()
+        Path(tmp, "JUPYTER_CONFIG_DIR", "codex_magic.json").write_text('{"autoload": false}')
         kernel = Kernel({"CODEX_HOME": str(home)}, work)
         try:
             timings = _measure(kernel, args.turns)

@@ -11,7 +11,7 @@ Times, in this process (no kernel needed: the tools are plain functions of the n
 Each is the median of ``--repeats`` calls, after one call to warm up. Targets: list_variables
 under 10 ms, inspect_variable of the big frame under 50 ms.
 
-Usage: ``python benchmarks/kernel_tools.py [--repeats N]`` (needs pandas and numpy).
+Usage: ``python benchmarks/kernel_tools.py [--repeats N] [--quick]`` (needs pandas and numpy).
 Numbers depend on the machine.
 """
 
@@ -38,7 +38,10 @@ TARGETS = {"list_variables": 0.010, "inspect_variable big frame": 0.050}
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=25, help="calls to time for each (median)")
+    parser.add_argument("--quick", action="store_true", help="a few small runs: check that it runs")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats = 2
 
     listed = _hundred_variables()
     rng = np.random.default_rng(1)

@@ -5,7 +5,7 @@ each time in a new kernel (as Run All after a restart does), against the real co
 app-server and the scripted model: the first run calls the model and records each turn,
 the second replays them. Times are as a frontend sees them (execute request to idle).
 
-Usage: ``python benchmarks/replay.py [--cells N]``. Numbers depend on the machine;
+Usage: ``python benchmarks/replay.py [--cells N] [--quick]``. Numbers depend on the machine;
 compare the ratios of one run.
 """
 
@@ -28,7 +28,10 @@ from tests.conftest import Kernel  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=10, help="%%codex cells in the notebook")
+    parser.add_argument("--quick", action="store_true", help="a few small runs: check that it runs")
     args = parser.parse_args()
+    if args.quick:
+        args.cells = 3
 
     with tempfile.TemporaryDirectory() as tmp, ModelProcess() as model:
         home, work = Path(tmp, "home"), Path(tmp, "work")

@@ -5,7 +5,7 @@ the real codex app-server and the scripted model, and prints, after the first tu
 after the last, the number of ipywidgets models open in the kernel and the kernel's
 resident memory (VmRSS).
 
-Usage: ``python benchmarks/turn_memory.py [--turns N]``.
+Usage: ``python benchmarks/turn_memory.py [--turns N] [--quick]``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ def _probe(kernel: Kernel) -> tuple[int, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=100, help="turns to run")
+    parser.add_argument("--quick", action="store_true", help="a few small runs: check that it runs")
     args = parser.parse_args()
+    if args.quick:
+        args.turns = 10
     with tempfile.TemporaryDirectory() as tmp, ModelProcess() as model:
         home, work = Path(tmp, "home"), Path(tmp, "work")
         work.mkdir()

@@ -5,7 +5,11 @@ real codex app-server and the scripted model: once as a ``%%codex`` cell (widget
 view) and once consumed by the raw SDK without a widget (``thread.run(...)``):
 
 - a message streamed as 20,000 text deltas;
-- a command that prints 100,000 lines, then a short message.
+- a command that prints 100,000 lines, then a short message;
+
+and how long the first text of a turn takes to reach the screen: from the moment the
+model writes its first text delta (``ScriptedModel.sent``) to the kernel's first widget
+update that holds it (its message timestamp), on a turn whose events come 0.3 s apart.
 
 For each it prints the widget update messages the kernel sent (``comm_msg`` with
 method ``update``), the most of them sent within any one second (by the kernel's
@@ -16,7 +20,8 @@ counted) and the wall time as the frontend sees it; then the ratio to the raw SD
 Each turn runs ``--repeat`` times each way, alternating; the medians are printed.
 The scripted model runs in a process of its own, apart from the frontend.
 
-Usage: ``python benchmarks/widget_stream.py [--repeat N]``. Compare ratios within one run.
+Usage: ``python benchmarks/widget_stream.py [--repeat N] [--quick]``. Compare ratios within one
+run. ``--quick`` runs small turns once, to check that the benchmark works.
 """
 
 from __future__ import annotations
@@ -47,19 +52,22 @@ raw_thread = raw_codex.thread_start(approval_mode=ApprovalMode.deny_all, sandbox
 CPU = "import time as _t; print(_t.process_time())"
 
 
-def scenarios() -> dict[str, list[object]]:
+def scenarios(deltas: int = DELTAS, lines: int = LINES) -> dict[str, list[object]]:
     """The scripted replies of each turn."""
     # 3 characters a delta, in paragraphs of 50 words as a long answer has them.
-    words = [f"w{i % 10}" + ("\n\n" if i % 50 == 49 else " ") for i in range(DELTAS)]
+    words = [f"w{i % 10}" + ("\n\n" if i % 50 == 49 else " ") for i in range(deltas)]
     streamed = Reply([message("".join(words), deltas=True, chunk=3)])
-    command = [exec_command(f"seq 1 {LINES}", login=False), message("Printed them all.")]
-    return {f"{DELTAS:,} text deltas": [streamed], f"{LINES:,}-line command": command}
+    command = [exec_command(f"seq 1 {lines}", login=False), message("Printed them all.")]
+    return {f"{deltas:,} text deltas": [streamed], f"{lines:,}-line command": command}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=25, help="runs of each turn each way (median)")
-    repeat = parser.parse_args().repeat
+    parser.add_argument("--quick", action="store_true", help="small turns, once: check that it runs")
+    args = parser.parse_args()
+    repeat = 1 if args.quick else args.repeat
+    turns = scenarios(500, 2_000) if args.quick else scenarios()
     with tempfile.TemporaryDirectory() as tmp, ModelProcess() as model:
         home, work = Path(tmp, "home"), Path(tmp, "work")
         work.mkdir()
@@ -74,7 +82,7 @@ def main() -> int:
             _ok(kernel.run(RAW_SETUP + 'raw_thread.run("warm up")'))
             print(f"medians of {repeat} runs each way")
             print(f"{'turn':<24}{'how':<10}{'updates':>8}{'in 1 s':>7}{'KiB sent':>10}{'CPU s':>8}{'wall s':>8}")
-            for name, replies in scenarios().items():
+            for name, replies in turns.items():
                 runs: dict[str, list[dict[str, float]]] = {"%%codex": [], "raw SDK": []}
                 for _ in range(repeat):
                     model.add(*replies, *replies)
@@ -92,9 +100,28 @@ def main() -> int:
                     f"run by run (back to back) median {statistics.median(pairs):.2f}x, "
                     f"range {pairs[0]:.2f}-{pairs[-1]:.2f}x"
                 )
+            latencies = [_first_text(kernel, model) for _ in range(2 if args.quick else 10)]
+            print(
+                f"first text on screen after the model sent it: median {statistics.median(latencies) * 1000:.1f} ms, "
+                f"most {max(latencies) * 1000:.1f} ms ({len(latencies)} turns)"
+            )
         finally:
             kernel.shutdown()
     return 0
+
+
+def _first_text(kernel: Kernel, model: ModelProcess) -> float:
+    """Seconds from the model writing a turn's first text delta to the widget update that shows it."""
+    model.add(Reply([message("Firstword then the rest, slowly.", deltas=True, chunk=10)], delay=0.3))
+    execution = _ok(kernel.run("%%codex\nTake your time."))
+    sent = [when for when, kind in model.sent() if kind == "response.output_text.delta"]
+    first_delta = sent[-4]  # this turn's: its message has four deltas of ten characters
+    shown = next(
+        m["header"]["date"].timestamp()
+        for m in execution.of("comm_msg", "comm_open")
+        if "Firstword" in json.dumps(m["content"]["data"].get("state", {}))
+    )
+    return shown - first_delta
 
 
 def _median(rows: list[dict[str, float]]) -> dict[str, float]:

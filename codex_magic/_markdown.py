@@ -4,7 +4,8 @@
 only web and mail links and validated data-URL images. The Markdown form is rebuilt
 from the same parse by the ``_md_*`` functions, with every character that could start
 HTML, markup or math backslash-escaped, so a frontend that renders it meets no raw
-HTML either. markdown-it is imported on first use.
+HTML either. :func:`to_markdown` writes blocks (:mod:`codex_magic._blocks`) as such
+Markdown. markdown-it is imported on first use.
 """
 
 from __future__ import annotations
@@ -14,7 +15,26 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+from ._blocks import (
+    Block,
+    Card,
+    Checklist,
+    Code,
+    Diff,
+    Fold,
+    Image,
+    Inline,
+    Link,
+    Links,
+    Markdown,
+    Note,
+    Output,
+    Rule,
+    Title,
+    diff_pieces,
+)
 from ._html import _PRE, _href, _image_src, _img, _link, _web_url, esc
+from ._text import _one_line, plain
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
@@ -97,8 +117,23 @@ def _markdown_parts(text: str) -> tuple[str, str]:
 
     Long text is rendered piece by piece (see :func:`next_cut`), and each finished piece
     is remembered: a message re-rendered as it streams, and again once it is complete,
-    costs only its new text.
+    costs only its new text. The last few results are remembered whole: the HTML and the
+    Markdown writer ask for the same text one after the other.
     """
+    key = (text, PIECE_CHARS)
+    with _memo_lock:
+        found = _recent.get(key)
+    if found is not None:
+        return found
+    parts = _parts(text)
+    with _memo_lock:
+        _recent[key] = parts
+        while len(_recent) > RECENT:
+            _recent.popitem(last=False)
+    return parts
+
+
+def _parts(text: str) -> tuple[str, str]:
     if len(text) <= PIECE_CHARS or "]:" in text or "\r" in text:
         # A link reference definition (``[label]: url``) reaches the whole document.
         return _remembered(text)
@@ -131,6 +166,8 @@ MEMO_CHARS = 1_000_000
 _memo: OrderedDict[str, tuple[str, str]] = OrderedDict()
 _memo_chars = 0
 _memo_lock = threading.Lock()
+RECENT = 8  # whole results remembered
+_recent: OrderedDict[tuple[str, int], tuple[str, str]] = OrderedDict()
 _FENCE_OPEN = re.compile(r"(`{3,})([^`]*)$|(~{3,})")
 _SETTLED = re.compile(r"\n[ \t]*\n\Z")
 
@@ -355,3 +392,113 @@ def _md_table(node: SyntaxTreeNode) -> list[str]:
     lines = ["| " + " | ".join(rows[0]) + " |", "| " + " | ".join(marks.get(a, "---") for a in aligns) + " |"]
     lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
     return lines
+
+
+# -- blocks to Markdown ------------------------------------------------------------------------
+
+_NOTE_SIGN = {"warn": "\u26a0 ", "info": "\u21bb ", "error": "\u2716 "}
+
+
+def _fenced_plain(text: str, info: str = "") -> str:
+    # The fence must outrun every run of backticks, also one that forms only once a
+    # sequence between backticks is removed; else it closes early and the rest is Markdown.
+    return _fenced(plain(text), info)
+
+
+def _inline_md(piece: Inline) -> str:
+    if isinstance(piece, Link):
+        label = _md_escape(piece.label or piece.url)
+        url = _web_url(piece.url)
+        return f"[{label}]({_md_url(url)})" if url else label
+    if piece.style == "code":
+        return _md_code(piece.text)
+    if piece.style == "bold":
+        return f"**{_md_escape(piece.text)}**"
+    if piece.style == "italic":
+        return f"*{_md_escape(piece.text)}*"
+    return _md_escape(piece.text)
+
+
+def _title_md(title: Title) -> str:
+    subject = "".join(_inline_md(piece) for piece in title.subject)
+    out = " ".join(p for p in (f"**{_md_escape(title.label)}**" if title.label else "", subject) if p)
+    tail = [_md_code(title.badge.label)] if title.badge else []
+    tail += [_md_escape(fact) for fact in title.facts if fact]
+    return " \u00b7 ".join(p for p in (out, *tail) if p)
+
+
+def _note_md(note: Note) -> str:
+    sign = _NOTE_SIGN.get(note.tone)
+    if sign is not None:
+        kind = f"**{_md_escape(note.kind)}**: " if note.kind else ""
+        return f"> {sign}{kind}{_md_escape(_one_line(note.text, 4000))}"
+    text = f"{note.kind}: {note.text}" if note.kind else note.text
+    if note.tone == "plain":
+        return _md_escape(text)
+    mark = "**" if note.tone in ("bold", "ask") else "*"
+    return f"{mark}{_md_escape(_one_line(text, 4000))}{mark}"
+
+
+def _output_md(block: Output) -> str:
+    body = _fenced_plain(block.shown.rstrip("\n"))
+    if not block.note:
+        return body
+    note = f"*{_md_escape(block.note)}*"
+    parts = (note, body) if block.keep == "tail" else (body, note)
+    return "\n\n".join(p for p in parts if p)
+
+
+def _diff_md(diff: Diff) -> str:
+    parts = []
+    for file, body, note in diff_pieces(diff):
+        if file is not None and file.label:
+            head = f"{_md_escape(file.label, inline=False)} {_md_code(file.where)}"
+            parts.append(head + (f" (+{file.added} \u2212{file.removed})" if file.added or file.removed else ""))
+        parts.append(_fenced_plain(body, "diff"))
+        parts.append(f"*{_md_escape(note)}*" if note else "")
+    return "\n\n".join(p for p in parts if p)
+
+
+def _step_md(state: str, text: str) -> str:
+    shown = _md_escape(_one_line(text, 2000))
+    if state == "active":
+        return f"- [ ] **{shown}** *(in progress)*"
+    return f"- [{'x' if state == 'done' else ' '}] {shown}"
+
+
+def _quoted(md: str) -> str:
+    return "\n".join(f"> {line}".rstrip() for line in md.split("\n"))
+
+
+def _block_md(block: Block, quoted: bool) -> str:
+    if isinstance(block, Title):
+        return _title_md(block)
+    if isinstance(block, Markdown):
+        md = _markdown_parts(block.text)[1]
+        return _quoted(md) if quoted and md else md
+    if isinstance(block, Note):
+        return _note_md(block)
+    if isinstance(block, Code):
+        return _md_code(block.text) if block.inline else _fenced_plain(block.text, block.language)
+    if isinstance(block, Output):
+        return _output_md(block)
+    if isinstance(block, Diff):
+        return _diff_md(block)
+    if isinstance(block, Checklist):
+        return "\n".join(_step_md(state, text) for state, text in block.steps)
+    if isinstance(block, Image):
+        return f"![{_md_escape(block.alt)}]({block.src})"
+    if isinstance(block, Links):
+        return "\n".join(f"- {_inline_md(link)}" for link in block.links)
+    if isinstance(block, Rule):
+        return f"*\u2014 {_md_escape(block.text)} \u2014*"
+    if isinstance(block, Fold):
+        return to_markdown((block.title, *block.blocks), quoted=quoted)
+    if isinstance(block, Card):
+        return to_markdown(block.blocks, quoted=quoted or block.look in ("dim", "quiet"))
+    raise TypeError(f"not a block: {type(block).__name__}")
+
+
+def to_markdown(blocks: tuple[Block, ...] | list[Block], *, quoted: bool = False) -> str:
+    """Blocks as GitHub-flavoured Markdown in which nothing is raw HTML; ``quoted`` sets model text apart."""
+    return "\n\n".join(md for md in (_block_md(block, quoted) for block in blocks) if md)

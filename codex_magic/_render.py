@@ -1,16 +1,15 @@
-"""Pure rendering: item state in, HTML, text and Markdown out.
+"""Pure rendering: item state in, blocks out, and blocks written as HTML, text and Markdown.
 
-Every string that came from Codex, the model or a command reaches HTML through
-:func:`esc` (in :mod:`codex_magic._html`, the one place that escapes), or through the
-Markdown renderer (:mod:`codex_magic._markdown`), which runs with raw HTML off so it
-escapes too; nothing outside these three modules builds markup. The Markdown form is
-built from the same parse with every character that could start HTML
-backslash-escaped, so a frontend that renders it meets no raw HTML either.
-Control sequences (colours, window titles, clipboard writes, cursor moves) are
-removed in one place for all three forms: every :class:`Rendered` is built clean.
-Before that, the colours of command output become styled spans in its HTML.
-Every renderer bounds its output: a running command costs a few kilobytes per
-update however long its output. The module imports neither IPython nor ipywidgets.
+Each item kind is one function from the item to neutral blocks (:mod:`codex_magic._blocks`);
+the three forms are written from the same blocks: HTML by :func:`codex_magic._html.to_html`
+(the one module that escapes), Markdown by :func:`codex_magic._markdown.to_markdown` (model
+Markdown is parsed with raw HTML off, and every character that could start HTML is
+backslash-escaped), text by :func:`codex_magic._blocks.to_text`. Nothing else builds markup.
+Control sequences (colours, window titles, clipboard writes, cursor moves) are removed in
+one place for all three forms: every :class:`Rendered` is built clean. Before that, the
+colours of command output become styled spans in its HTML. Every block is bounded where it
+is built: a running command costs a few kilobytes per update however long its output. The
+module imports neither IPython nor ipywidgets.
 """
 
 from __future__ import annotations
@@ -20,51 +19,53 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+# Re-exported: other modules and the tests import these from here. The image size
+# check reads ``_html.MAX_IMAGE_CHARS``, so that is the one to change or patch.
+from ._blocks import WHERE_FULL as WHERE_FULL
+from ._blocks import (
+    Badge,
+    Block,
+    Card,
+    Checklist,
+    Code,
+    Diff,
+    DiffFile,
+    Fold,
+    Image,
+    Link,
+    Links,
+    Markdown,
+    Note,
+    Output,
+    Rule,
+    Span,
+    Title,
+    to_text,
+)
 from ._html import (
-    _ADD_BG,
-    _BOX,
-    _C_AGENT,
-    _C_ANSWER,
-    _C_FILE,
-    _C_IMAGE,
-    _C_MUTED,
-    _C_PLAN,
-    _C_REVIEW,
-    _C_THINK,
-    _C_TOOL,
-    _C_USER,
-    _C_WEB,
-    _CODE,
-    _DEL_BG,
-    _DIM,
-    _ERR,
-    _GREY,
-    _HEAD,
-    _HUNK,
-    _LINE_CHARS,
-    _OK,
-    _PRE,
-    _RUN,
-    _SMALL,
-    _STATUS_COLOUR,
     _STATUS_STYLE,
-    _WARN,
-    _badge,
     _base64_image,
-    _card,
-    _dim,
     _fit,
     _fit_html,
     _image_src,
-    _img,
-    _label,
-    _link,
     _web_url,
-    _with_cursor,
+    to_html,
+    turn_html,
 )
-from ._markdown import _fenced as _fence
-from ._markdown import _markdown_parts, _md_code, _md_escape
-from ._requests import COMMAND, ELICITATION, FILE_CHANGE, PERMISSIONS, QUESTION, Request, permission_lines
+from ._html import MAX_IMAGE_CHARS as MAX_IMAGE_CHARS
+from ._html import esc as esc
+from ._markdown import PIECE_CHARS as PIECE_CHARS
+from ._markdown import next_cut as next_cut
+from ._markdown import to_markdown
+from ._requests import (
+    COMMAND,
+    ELICITATION,
+    FILE_CHANGE,
+    PERMISSIONS,
+    QUESTION,
+    Request,
+    permission_lines,
+)
 from ._text import (
     _FIELD_BYTES,
     Json,
@@ -82,14 +83,7 @@ from ._text import (
     plain,
     short_id,
 )
-
-# Re-exported: other modules and the tests import these from here. The image size
-# check reads ``_html.MAX_IMAGE_CHARS``, so that is the one to change or patch.
-from ._html import MAX_IMAGE_CHARS as MAX_IMAGE_CHARS
-from ._html import esc as esc
-from ._markdown import PIECE_CHARS as PIECE_CHARS
 from ._text import shown_command as shown_command
-from ._markdown import next_cut as next_cut
 
 # A long text (command output, tool result) shows a preview of this many lines and
 # characters; its escaped HTML is also held to OUTPUT_TAIL_CHARS bytes.
@@ -97,10 +91,6 @@ OUTPUT_TAIL_CHARS = 4000
 OUTPUT_TAIL_LINES = 30
 # A finished item folds away up to this much more (bytes of HTML).
 FULL_OUTPUT_BYTES = 64 * 1024
-# Diffs: bytes of HTML per item or turn diff, lines in the text and Markdown forms.
-DIFF_BYTES = 48 * 1024
-DIFF_TEXT_LINES = 400
-WHERE_FULL = "_codex_result.items"
 
 _COMMAND_BYTES = 600
 _ARGS_CHARS = 200
@@ -141,14 +131,14 @@ class TurnInfo:
 _EMPTY = Rendered("", "", "")
 
 
+def written(blocks: Sequence[Block]) -> Rendered:
+    """Blocks in the three forms, by the three writers."""
+    if not blocks:
+        return _EMPTY
+    return Rendered(to_html(blocks), to_text(blocks), to_markdown(blocks))
+
+
 # -- bounded previews -------------------------------------------------------------------------
-
-
-def _fenced(text: str, info: str = "") -> str:
-    """A Markdown code block of ``text`` as it will be shown, without control sequences."""
-    # The fence must outrun every run of backticks, also one that forms only once a
-    # sequence between backticks is removed; else it closes early and the rest is Markdown.
-    return _fence(plain(text), info)
 
 
 def _preview(text: str, *, keep: str) -> str:
@@ -177,95 +167,80 @@ def _preview(text: str, *, keep: str) -> str:
     return _fit(shown, OUTPUT_TAIL_CHARS, keep=keep)
 
 
-@dataclass(frozen=True)
-class _Parts:
-    """Fragments of the three forms, put together by each renderer."""
-
-    html: str = ""
-    text: str = ""
-    markdown: str = ""
-    shown: str = ""  # the preview itself
-    note: str = ""  # what the preview leaves out
-
-
-def _long_text(text: str, *, done: bool, keep: str, what: str) -> _Parts:
-    """A long text as a bounded preview; when done, the rest folded away in ``<details>``."""
+def _output(text: str, *, done: bool, keep: str, what: str) -> tuple[Output, ...]:
+    """A long text as a bounded preview; when done, more of it folded away under ``what``."""
     if not text:
-        return _Parts()
+        return ()
     if "\x1b[" in text:
         # Colour is kept for the HTML; all else goes before any cut, so a cut can split no
         # sequence but an SGR one, which _fit_html avoids.
         text = keep_colour(text)
-    shown, shown_html = _fit_html(text, _preview(text, keep=keep), OUTPUT_TAIL_CHARS, keep=keep)
+    # The parts are chosen by the size of their HTML (colour spans make it longer).
+    shown = _fit_html(text, _preview(text, keep=keep), OUTPUT_TAIL_CHARS, keep=keep)[0]
     left = len(text) - len(shown)
+    if not left:
+        return (Output(shown, keep=keep),)
     # Outputs run to megabytes: count their line ends once, and those of the short parts.
-    newlines = text.count("\n") if left else 0
-    note = ""
-    if left:
-        where = "earlier" if keep == "tail" else "more"
-        note = f"\u2026 {left:,} {where} characters ({_count(newlines - shown.count(chr(10)), 'line')}) not shown"
-        if done:
-            note += f"; the full text is in {WHERE_FULL}"
-    markup = f'<pre style="{_PRE}">{shown_html}</pre>'
-    if note:
-        note_html = f'<div style="{_DIM};{_SMALL}">{esc(note)}</div>'
-        markup = note_html + markup if keep == "tail" else markup + note_html
-    if left and done:
-        full, full_html = _fit_html(text, _fit(text, FULL_OUTPUT_BYTES, keep=keep), FULL_OUTPUT_BYTES, keep=keep)
-        dropped = len(text) - len(full)
-        inner = f'<pre style="{_PRE}">{full_html}</pre>'
-        if dropped:
-            side = "first" if keep == "tail" else "last"
-            cut_note = (
-                f"\u2026 the {side} {dropped:,} characters ({_count(newlines - full.count(chr(10)), 'line')}) are left out here; "
-                f"the full text is in {WHERE_FULL}"
-            )
-            cut_html = f'<div style="{_DIM};{_SMALL}">{esc(cut_note)}</div>'
-            inner = cut_html + inner if keep == "tail" else inner + cut_html
-        markup += (
-            f'<details><summary style="{_DIM};{_SMALL};cursor:pointer">'
-            f"{esc(what)} ({_count(newlines + (not text.endswith(chr(10))), 'line')})</summary>{inner}</details>"
+    newlines = text.count("\n")
+    where = "earlier" if keep == "tail" else "more"
+    note = f"\u2026 {left:,} {where} characters ({_count(newlines - shown.count(chr(10)), 'line')}) not shown"
+    if not done:
+        return (Output(shown, note, keep),)
+    note += f"; the full text is in {WHERE_FULL}"
+    full = _fit_html(text, _fit(text, FULL_OUTPUT_BYTES, keep=keep), FULL_OUTPUT_BYTES, keep=keep)[0]
+    dropped = len(text) - len(full)
+    full_note = ""
+    if dropped:
+        side = "first" if keep == "tail" else "last"
+        full_note = (
+            f"\u2026 the {side} {dropped:,} characters ({_count(newlines - full.count(chr(10)), 'line')}) "
+            "are left out here; "
+            f"the full text is in {WHERE_FULL}"
         )
-    body = shown.rstrip("\n")
-    plain = "\n".join(p for p in ((note, body) if keep == "tail" else (body, note)) if p)
-    md = _fenced(body)
-    if note:
-        md = f"*{_md_escape(note)}*\n\n{md}" if keep == "tail" else f"{md}\n\n*{_md_escape(note)}*"
-    return _Parts(markup, plain, md, body, note)
+    fold = f"{what} ({_count(newlines + (not text.endswith(chr(10))), 'line')})"
+    return (Output(shown, note, keep, fold, full, full_note),)
 
 
 # -- item status ---------------------------------------------------------------------------------
 
+_STATUS_TONE = {
+    "completed": "ok",
+    "failed": "error",
+    "errored": "error",
+    "declined": "warn",
+    "interrupted": "warn",
+    "running": "running",
+    "in progress": "running",
+    "pending": "muted",
+}
+_UNFINISHED = Badge("unfinished", "muted")
 
-def _status(status: object, mode: str) -> tuple[str, str] | None:
-    """The label and colour of an item's status, or None when it has none."""
+
+def _status(status: object, mode: str) -> Badge | None:
+    """An item's status as a badge, or None when it has none."""
     if mode == "unfinished":
-        return "unfinished", _GREY
+        return _UNFINISHED
     if mode == "running":
-        return "running", _RUN
+        return Badge("running", "running")
     label = _s(status)
     if not label:
         return None
     label = "in progress" if label == "inProgress" else label
-    return label, _STATUS_COLOUR.get(label, _GREY)
+    return Badge(label, _STATUS_TONE.get(label, "muted"))
 
 
-def _status_html(state: tuple[str, str] | None) -> str:
-    return f" {_badge(*state)}" if state else ""
-
-
-def _status_text(state: tuple[str, str] | None) -> str:
-    return f"  [{state[0]}]" if state else ""
-
-
-def _status_md(state: tuple[str, str] | None) -> str:
-    return f" \u00b7 *{_md_escape(state[0])}*" if state else ""
+def _unfinished(mode: str) -> Badge | None:
+    return _UNFINISHED if mode == "unfinished" else None
 
 
 # -- header -------------------------------------------------------------------------------------------
 
+_HEADER_TONE = {
+    "starting": "starting", "running": "running", "completed": "ok", "failed": "error", "interrupted": "warn",
+}  # fmt: skip
 
-def _usage_text(usage: Json | None, turn_tokens: int | None) -> str:
+
+def _usage_facts(usage: Json | None, turn_tokens: int | None) -> list[str]:
     """Token usage in the one vocabulary of every output, each number saying what it counts.
 
     ``tokens: 240 this turn (all its model requests), 1,240 this thread`` and
@@ -273,15 +248,48 @@ def _usage_text(usage: Json | None, turn_tokens: int | None) -> str:
     model request sent and received.
     """
     if not isinstance(usage, dict) or not usage:
-        return ""
+        return []
     last_tokens = _n(_d(usage.get("last")).get("totalTokens")) or 0
     thread = f"{_n(_d(usage.get('total')).get('totalTokens')) or 0:,.0f} this thread"
     this = f"{turn_tokens:,} this turn (all its model requests), " if turn_tokens is not None else ""
-    parts = [f"tokens: {this}{thread}"]
+    facts = [f"tokens: {this}{thread}"]
     window = _n(usage.get("modelContextWindow"))
     if window:
-        parts.append(f"context: {last_tokens:,.0f} of {window:,.0f} tokens ({100 * last_tokens / window:.0f}%)")
-    return " \u00b7 ".join(parts)
+        facts.append(f"context: {last_tokens:,.0f} of {window:,.0f} tokens ({100 * last_tokens / window:.0f}%)")
+    return facts
+
+
+def header_blocks(
+    *,
+    status: str,
+    elapsed: float,
+    info: TurnInfo,
+    usage: Json | None = None,
+    turn_tokens: int | None = None,
+    error: str | None = None,
+    retry: str | None = None,
+) -> tuple[Block, ...]:
+    """The status line as blocks: status, elapsed time, model, sandbox, thread, tokens, what it waits for, error."""
+    label = _STATUS_STYLE.get(status, ("", status))[1]
+    # Whole seconds while it runs: the header then changes about once a second.
+    facts = [f"{elapsed:.0f} s" if status in ("running", "starting") else f"{elapsed:.1f} s"]
+    if info.model:
+        facts.append(info.model)
+    if info.sandbox:
+        facts.append(f"sandbox {info.sandbox}")
+    if info.approval:
+        facts.append(f"approval {info.approval}")
+    if info.thread_id:
+        facts.append(f"thread {short_id(info.thread_id)}")
+    facts += _usage_facts(usage, turn_tokens)
+    blocks: list[Block] = [
+        Title(label="codex", subject=(Span(label, "bold", _HEADER_TONE.get(status, "muted")),), facts=tuple(facts))
+    ]
+    if retry and status == "running":
+        blocks.append(Note(retry, "warn"))
+    if error:
+        blocks.append(Note(error, "error", kind="error"))
+    return (Card("", tuple(blocks), look="bare"),)
 
 
 def render_header(
@@ -298,166 +306,89 @@ def render_header(
 
     ``retry`` is the line saying what a running turn waits for (a retry, a silent model).
     """
-    colour, label = _STATUS_STYLE.get(status, (_GREY, status))
-    # Whole seconds while it runs: the header then changes about once a second.
-    facts = [f"{elapsed:.0f} s" if status in ("running", "starting") else f"{elapsed:.1f} s"]
-    if info.model:
-        facts.append(info.model)
-    if info.sandbox:
-        facts.append(f"sandbox {info.sandbox}")
-    if info.approval:
-        facts.append(f"approval {info.approval}")
-    if info.thread_id:
-        facts.append(f"thread {short_id(info.thread_id)}")
-    tokens = _usage_text(usage, turn_tokens)
-    if tokens:
-        facts.append(tokens)
-    joined = " \u00b7 ".join(facts)
-    text = f"[codex] {label} \u00b7 {joined}"
-    markup = (
-        f'<div style="{_BOX}"><b style="color:{colour}">{esc(label)}</b> '
-        f'<span style="{_DIM}">\u00b7 {esc(joined)}</span>'
-    )
-    md = f"**{_md_escape(label)}** \u00b7 {_md_escape(joined)}"
-    if retry and status == "running":
-        text += f"\n  {retry}"
-        markup += f'<div style="color:{_WARN}">\u21bb {esc(retry)}</div>'
-        md += f"  \n\u21bb {_md_escape(_one_line(retry, 1000))}"
-    if error:
-        text += f"\n  error: {error}"
-        markup += (
-            f'<div style="color:{_ERR};font-weight:bold;margin-top:2px;padding:2px 8px;'
-            f'border-left:3px solid {_ERR};background:rgba(207,34,46,0.08)">'
-            f'\u2716 error: <span style="white-space:pre-wrap">{esc(error)}</span></div>'
+    return written(
+        header_blocks(
+            status=status, elapsed=elapsed, info=info, usage=usage, turn_tokens=turn_tokens, error=error, retry=retry
         )
-        md += f"\n\n> **error:** {_md_escape(_one_line(error, 4000))}"
-    return Rendered(markup + "</div>", text, md)
+    )
 
 
 # -- item kinds -----------------------------------------------------------------------------------------
 
-# Each renderer gets the wire dict and a mode: "running", "done" or "unfinished"
-# (still in flight when the turn ended).
-_Renderer = Callable[[Json, str], Rendered]
+# Each kind is one function of the wire dict and a mode: "running", "done" or "unfinished"
+# (still in flight when the turn ended), to the item's blocks.
+_Blocks = Callable[[Json, str], tuple[Block, ...]]
 
 
-def _unfinished_note(mode: str) -> tuple[str, str, str]:
-    if mode != "unfinished":
-        return "", "", ""
-    return f" {_badge('unfinished', _GREY)}", " [unfinished]", "\n\n*(unfinished)*"
-
-
-def _agent_message(item: Json, mode: str) -> Rendered:
+def _agent_message(item: Json, mode: str) -> tuple[Block, ...]:
     body = _s(item.get("text"))
-    commentary = item.get("phase") == "commentary"
-    markup, md = _markdown_parts(body)
-    if mode == "running":
-        markup = _with_cursor(markup)
-    mark_html, mark_text, mark_md = _unfinished_note(mode)
-    if commentary:
-        inner = f"{_label('commentary')}{mark_html}{markup}"
-        html_out = _card(_C_MUTED, inner, extra=f"{_DIM};font-size:12px")
-        text = f"(commentary) {body}"
-        md = "*commentary*\n\n" + "\n".join(f"> {line}".rstrip() for line in md.split("\n")) if md else ""
-    else:
-        html_out = _card(_C_ANSWER, (mark_html and f"<div>{mark_html}</div>") + markup)
-        text = body
     if not body and mode == "done":
-        return _EMPTY
-    return Rendered(html_out, text + mark_text, (md + mark_md).strip("\n"))
+        return ()
+    commentary = item.get("phase") == "commentary"
+    badge = _unfinished(mode)
+    blocks: list[Block] = []
+    if commentary or badge:
+        blocks.append(Title(label="commentary" if commentary else "", badge=badge))
+    blocks.append(Markdown(body, streaming=mode == "running"))
+    if commentary:
+        return (Card("quiet", tuple(blocks), look="quiet"),)
+    return (Card("answer", tuple(blocks)),)
 
 
-def _reasoning(item: Json, mode: str) -> Rendered:
+def _reasoning(item: Json, mode: str) -> tuple[Block, ...]:
     summary = [_s(part) for part in _l(item.get("summary")) if _s(part)]
     raw = [_s(part) for part in _l(item.get("content")) if _s(part)]
     source = "\n\n".join(summary) if summary else "\n\n".join(raw)
-    mark_html, mark_text, mark_md = _unfinished_note(mode)
     if not source:
         if mode != "running":
-            return _EMPTY
-        markup = _card(_C_THINK, f'<span style="{_DIM}">thinking\u2026</span>')
-        return Rendered(markup, "(thinking\u2026)", "*thinking\u2026*")
-    what = "thinking" if summary else "thinking (raw)"
+            return ()
+        return (Card("think", (Title(label="thinking\u2026"),), look="dim"),)
+    title = Title(label="thinking" if summary else "thinking (raw)", badge=_unfinished(mode))
     gist = _one_line(source.replace("*", "").replace("#", ""), 80)
-    markup, md = _markdown_parts(source)
-    if mode == "running":
-        markup = _with_cursor(markup)
     if mode != "running" and "\n" not in source and gist == source:
         # A short summary is whole in the one line: nothing to unfold.
-        inner = f"<div>{esc(what)} \u00b7 {esc(gist)}{mark_html}</div>"
-    else:
-        inner = (
-            f'<details><summary style="cursor:pointer">{esc(what)} \u00b7 {esc(gist)}{mark_html}</summary>'
-            f"<div>{markup}</div></details>"
-        )
-    quoted = "\n".join(f"> {line}".rstrip() for line in md.split("\n"))
-    return Rendered(
-        _card(_C_THINK, inner, extra=_DIM),
-        f"({what}) {source}{mark_text}",
-        f"*{what}*\n\n{quoted}{mark_md}",
-    )
+        return (Card("think", (Title(title.label, (Span(gist),), title.badge),), look="dim"),)
+    body = Markdown(source, streaming=mode == "running")
+    return (Card("think", (Fold(title, (body,), preview=gist),), look="dim"),)
 
 
-def command_line(item: Json) -> str:
-    """A command as every output shows it: ``$`` and the command as the model wrote it."""
-    return f"$ {_cut(shown_command(_s(item.get('command'))), 1000)}"
-
-
-def command_mark(item: Json, mode: str) -> tuple[str, str]:
-    """A command's status as every output shows it, e.g. ``exit 0 \u00b7 120 ms``, and its colour.
-
-    ``mode`` is "running", "done" or "unfinished" (still in flight when the turn ended).
-    """
-    badge, colour = _command_badge(item, mode)
-    duration = _duration(item.get("durationMs"))
-    return (f"{badge} \u00b7 {duration}" if duration else badge), colour
-
-
-def _command_badge(item: Json, mode: str) -> tuple[str, str]:
+def _command_badge(item: Json, mode: str) -> Badge:
     code = item.get("exitCode")
     status = _s(item.get("status"))
     if mode == "unfinished":
-        return "unfinished", _GREY
+        return _UNFINISHED
     if mode == "running":
-        return "running", _RUN
+        return Badge("running", "running")
     if status == "declined":
-        return "declined", _WARN
+        return Badge("declined", "warn")
     if isinstance(code, int) and not isinstance(code, bool):
-        return f"exit {code}", _OK if code == 0 else _ERR
+        return Badge(f"exit {code}", "ok" if code == 0 else "error")
     if status == "inProgress":
-        return "in progress", _RUN
-    return (status or "ended"), (_ERR if status == "failed" else _GREY)
+        return Badge("in progress", "running")
+    return Badge(status or "ended", "error" if status == "failed" else "muted")
 
 
-def _command(item: Json, mode: str) -> Rendered:
+def command_title(item: Json, mode: str) -> Title:
+    """A command's title as every output shows it: ``$ command  [exit 0] · 120 ms · cwd``.
+
+    ``mode`` is "running", "done" or "unfinished" (still in flight when the turn ended).
+    """
     command = shown_command(_s(item.get("command")))
     cwd = _s(item.get("cwd"))
-    output = _s(item.get("aggregatedOutput"))
-    badge, colour = _command_badge(item, mode)
-    duration = _duration(item.get("durationMs"))
-    when = f" \u00b7 {duration}" if duration else ""
     shown = _fit(command, _COMMAND_BYTES, keep="head")
-    more = f" \u2026 (+{len(command) - len(shown):,} characters)" if len(shown) < len(command) else ""
+    subject: tuple[Span, ...] = (Span(f"$ {shown}", "code"),)
+    if len(shown) < len(command):
+        subject += (Span(f" \u2026 (+{len(command) - len(shown):,} characters)", "dim"),)
     place = _fit(cwd, _FIELD_BYTES, keep="tail")
     place = place if place == cwd else "\u2026" + place
-    where = f" \u00b7 {place}" if place else ""
-    head = (
-        f'<div><code style="{_CODE}">$ {esc(shown)}</code>{_dim(more)} {_badge(badge, colour)}'
-        f'<span style="{_DIM};{_SMALL}">{esc(when)}{esc(where)}</span></div>'
-    )
-    block = _long_text(output, done=mode == "done", keep="tail", what="all output")
-    line = command_line(item)
-    text = f"{line}  [{command_mark(item, mode)[0]}]" + (f"\n{block.text}" if block.text else "")
-    facts = " \u00b7 ".join(p for p in (_md_code(badge), duration, _md_code(_cut(cwd, _FIELD_BYTES))) if p)
-    console = line + (f"\n{block.shown}" if block.shown else "")
-    md = f"{facts}\n\n" + (f"*{_md_escape(block.note)}*\n\n" if block.note else "") + _fenced(console, "console")
-    return Rendered(_card(colour, head + block.html), text, md)
+    facts = tuple(fact for fact in (_duration(item.get("durationMs")), place) if fact)
+    return Title(subject=subject, badge=_command_badge(item, mode), facts=facts)
 
 
-_DIFF_HEADERS = (
-    "diff --git ", "index ", "new file mode", "deleted file mode", "similarity index",
-    "rename from", "rename to", "old mode", "new mode", "Binary files",
-)  # fmt: skip
+def _command(item: Json, mode: str) -> tuple[Block, ...]:
+    title = command_title(item, mode)
+    output = _output(_s(item.get("aggregatedOutput")), done=mode == "done", keep="tail", what="all output")
+    return (Card(title.badge.tone if title.badge else "muted", (title, *output)),)
 
 
 def _diff_like(text: str) -> bool:
@@ -467,30 +398,8 @@ def _diff_like(text: str) -> bool:
     return bool(lines) and all(line[0] in "+- \\" for line in lines)
 
 
-def _diff_class(lines: list[str], index: int) -> str:
-    line = lines[index]
-    if line.startswith(_DIFF_HEADERS):
-        return "head"
-    if line.startswith("--- ") and index + 1 < len(lines) and lines[index + 1].startswith("+++ "):
-        return "head"
-    if line.startswith("+++ ") and index > 0 and lines[index - 1].startswith("--- "):
-        return "head"
-    if line.startswith("@@"):
-        return "hunk"
-    if line.startswith("+"):
-        return "add"
-    if line.startswith("-"):
-        return "del"
-    if line.startswith("\\"):
-        return "note"
-    return ""
-
-
-_DIFF_STYLE = {"head": _HEAD, "hunk": _HUNK, "add": _ADD_BG, "del": _DEL_BG, "note": "opacity:0.6"}
-
-
-def _diff_stats(lines: list[str]) -> tuple[int, int]:
-    """Added and removed lines (the same rule as ``_diff_class``, in one fast pass)."""
+def _diff_stats(lines: Sequence[str]) -> tuple[int, int]:
+    """Added and removed lines (file header pairs are not changes), in one fast pass."""
     added = removed = 0
     previous = ""
     for line in lines:
@@ -505,76 +414,19 @@ def _diff_stats(lines: list[str]) -> tuple[int, int]:
     return added, removed
 
 
-def _diff_html(lines: list[str], budget: int) -> tuple[str, int]:
-    """Coloured diff lines within ``budget`` bytes; returns the HTML and how many lines it holds."""
-    out: list[str] = []
-    used = 0
-    for index, line in enumerate(lines):
-        shown = _cut(line, _LINE_CHARS)
-        style = _DIFF_STYLE.get(_diff_class(lines, index))
-        piece = f'<span style="{style}">{esc(shown)}</span>\n' if style and shown else esc(shown) + "\n"
-        size = len(piece.encode("utf-8", "replace"))
-        if used + size > budget:
-            return "".join(out), index
-        out.append(piece)
-        used += size
-    return "".join(out), len(lines)
-
-
-def _diff_lines(diff: str, kind: str) -> list[str]:
+def _diff_lines(diff: str, kind: str) -> tuple[str, ...]:
     text = diff.rstrip("\n")
     if not text:
-        return []
+        return ()
     lines = text.split("\n")
     if kind in ("add", "delete") and not _diff_like(text):
         # Added and deleted files carry their content, not a diff.
         sign = "+" if kind == "add" else "-"
         lines = [sign + line for line in lines]
-    return lines
+    return tuple(lines)
 
 
-@dataclass
-class _Budget:
-    """What is left to spend on one item's diffs: bytes of HTML, lines of text."""
-
-    html: int = DIFF_BYTES
-    lines: int = DIFF_TEXT_LINES
-
-
-def _diff_parts(lines: list[str], budget: _Budget) -> tuple[str, str, str]:
-    """(HTML, text, Markdown) of diff lines, spending from ``budget``."""
-    if not lines:
-        return "", "", ""
-    body, held = _diff_html(lines, budget.html)
-    markup = f'<pre style="{_PRE}">{body}</pre>' if held else ""
-    if held < len(lines):
-        note = f"\u2026 {len(lines) - held:,} more lines not shown; the full diff is in {WHERE_FULL}"
-        markup += f'<div style="{_DIM};{_SMALL}">{esc(note)}</div>'
-    budget.html = max(0, budget.html - len(markup.encode("utf-8", "replace")))
-    kept = min(len(lines), budget.lines)
-    budget.lines -= kept
-    text = "\n".join(_cut(line, _LINE_CHARS) for line in lines[:kept])
-    md = _fenced(text, "diff")
-    if kept < len(lines):
-        note = f"\u2026 {len(lines) - kept:,} more lines; the full diff is in {WHERE_FULL}"
-        text += ("\n" if text else "") + note
-        md += ("\n\n" if md else "") + f"*{_md_escape(note)}*"
-    return markup, text, md
-
-
-_KIND_COLOUR = {"add": _OK, "delete": _ERR, "update": _C_FILE, "move": _C_PLAN}
-
-
-@dataclass(frozen=True)
-class _FileDiff:
-    label: str  # add, delete, update or move
-    where: str  # the path, or "old \u2192 new"
-    lines: list[str]
-    added: int
-    removed: int
-
-
-def _file_diff(change: object) -> _FileDiff:
+def _file_diff(change: object) -> DiffFile:
     change = change if isinstance(change, dict) else {"path": _s(change)}
     raw_kind = change.get("kind")
     kind_info = raw_kind if isinstance(raw_kind, dict) else {"type": raw_kind}
@@ -584,56 +436,20 @@ def _file_diff(change: object) -> _FileDiff:
     lines = _diff_lines(_s(change.get("diff")), kind)
     added, removed = _diff_stats(lines)
     label = "move" if kind == "update" and move else kind
-    return _FileDiff(label, f"{path} \u2192 {move}" if move else path, lines, added, removed)
+    return DiffFile(label, _cut(f"{path} \u2192 {move}" if move else path, 1000), lines, added, removed)
 
 
-def _file_change(item: Json, mode: str) -> Rendered:
-    files = [_file_diff(change) for change in _l(item.get("changes"))]
-    state = _status(item.get("status"), mode)
+def _file_change(item: Json, mode: str) -> tuple[Block, ...]:
+    files = tuple(_file_diff(change) for change in _l(item.get("changes")))
     added, removed = sum(f.added for f in files), sum(f.removed for f in files)
     summary = _count(len(files), "file") + (f" \u00b7 +{added:,} \u2212{removed:,}" if added or removed else "")
-    parts_html = [f"<div>{_label('file change')} {_dim(summary)}{_status_html(state)}</div>"]
-    parts_text = [f"[file change] {summary}{_status_text(state)}"]
-    parts_md = [f"**file change** \u00b7 {summary}{_status_md(state)}"]
-    budget = _Budget()
-    for number, file in enumerate(files):
-        if budget.html <= 0 or budget.lines <= 0:
-            note = f"\u2026 {_count(len(files) - number, 'more file')}; the full diff is in {WHERE_FULL}"
-            parts_html.append(f'<div style="{_DIM};{_SMALL}">{esc(note)}</div>')
-            parts_text.append(note)
-            parts_md.append(f"*{_md_escape(note)}*")
-            break
-        counts = ""
-        if file.added or file.removed:
-            counts = (
-                f'<span style="color:{_OK}">+{file.added}</span> '
-                f'<span style="color:{_ERR}">\u2212{file.removed}</span>'
-            )
-        header = (
-            f'<div style="margin-top:3px">{_badge(file.label, _KIND_COLOUR.get(file.label, _GREY))} '
-            f'<code style="{_CODE}">{esc(_cut(file.where, 1000))}</code> {counts}</div>'
-        )
-        budget.html -= len(header.encode("utf-8", "replace"))
-        diff_html, diff_text, diff_md = _diff_parts(file.lines, budget)
-        parts_html.append(header + diff_html)
-        parts_text.append(f"{file.label} {file.where}" + (f"\n{diff_text}" if diff_text else ""))
-        md = f"{_md_escape(file.label, inline=False)} {_md_code(file.where)}"
-        md += f" (+{file.added} \u2212{file.removed})" if file.added or file.removed else ""
-        parts_md.append(md + (f"\n\n{diff_md}" if diff_md else ""))
-    return Rendered(_card(_C_FILE, "".join(parts_html)), "\n".join(parts_text), "\n\n".join(parts_md))
+    title = Title(label="file change", subject=(Span(summary, "dim"),), badge=_status(item.get("status"), mode))
+    return (Card("file", (title, Diff(files))),)
 
 
-def _plan_item(item: Json, mode: str) -> Rendered:
-    body = _s(item.get("text"))
-    markup, md = _markdown_parts(body)
-    if mode == "running":
-        markup = _with_cursor(markup)
-    mark_html, mark_text, mark_md = _unfinished_note(mode)
-    return Rendered(
-        _card(_C_PLAN, f"<div>{_label('plan')}{mark_html}</div>{markup}"),
-        f"(plan)\n{body}{mark_text}",
-        f"**plan**\n\n{md}{mark_md}".strip("\n"),
-    )
+def _plan_item(item: Json, mode: str) -> tuple[Block, ...]:
+    body = Markdown(_s(item.get("text")), streaming=mode == "running")
+    return (Card("plan", (Title(label="plan", badge=_unfinished(mode)), body)),)
 
 
 @dataclass(frozen=True)
@@ -690,43 +506,26 @@ def _dynamic_output(items: list[Any]) -> _ToolOutput:
 
 
 def _tool_call(
-    *, name: str, arguments: object, state: tuple[str, str] | None, duration: object,
+    *, name: str, arguments: object, state: Badge | None, duration: object,
     output: _ToolOutput, error: str, mode: str, what: str, code: str = "",
-) -> Rendered:
+) -> tuple[Block, ...]:
     args = arguments if isinstance(arguments, str) else ("" if arguments is None else _json(arguments))
     # Code passed to a tool (run_python, propose_cell) reads as code, not as escaped JSON.
     call = f"{name}(code)" if code else f"{name}({_cut(args, _ARGS_CHARS)})"
     when = _duration(duration)
-    colour = _ERR if error else _C_TOOL
-    head = (
-        f'<div>{_label(what)} <code style="{_CODE}">{esc(call)}</code>{_status_html(state)}'
-        f'{(" " + _dim(when)) if when else ""}</div>'
-    )
+    blocks: list[Block] = [Title(label=what, subject=(Span(call, "code"),), badge=state, facts=(when,) if when else ())]
+    if code:
+        blocks.append(Code(_cut(code, _CODE_CHARS), "python"))
     result = "\n".join(t for t in output.texts if t)
-    block = _long_text(result, done=mode == "done", keep="head", what="whole result")
-    images = "".join(_img(src, f"{name} image") for src in output.images[:_MAX_IMAGES])
-    notes = "".join(f'<div style="{_DIM};{_SMALL}">{esc(_cut(n, _FIELD_BYTES))}</div>' for n in output.notes[:10])
-    failure = f'<div style="color:{_ERR};white-space:pre-wrap">\u2716 {esc(_cut(error, 4000))}</div>' if error else ""
-    after = f" \u00b7 {when}" if when else ""
-    text_parts = [block.text, *output.notes[:10]]
-    md_parts = [block.markdown, *(f"![{_md_escape(name)}]({src})" for src in output.images[:_MAX_IMAGES])]
-    if output.images:
-        text_parts.append(f"[{_count(len(output.images), 'image')}]")
+    blocks += _output(result, done=mode == "done", keep="head", what="whole result")
+    blocks += [Image(src, f"{name} image") for src in output.images[:_MAX_IMAGES]]
+    blocks += [Note(_cut(note, _FIELD_BYTES)) for note in output.notes[:10]]
     if error:
-        text_parts.append(f"error: {_cut(error, 4000)}")
-        md_parts.append(f"> **error:** {_md_escape(_one_line(error, 4000))}")
-    shown_code = _cut(code, _CODE_CHARS) if code else ""
-    if shown_code:
-        head += f'<pre style="{_PRE}">{esc(shown_code)}</pre>'
-        text_parts.insert(0, "\n".join("  " + line for line in shown_code.splitlines()))
-        md_parts.insert(0, _fenced(shown_code, "python"))
-    text = f"\u2192 {call}{_status_text(state)}{after}" + "".join(f"\n{p}" for p in text_parts if p)
-    md = f"**{_md_escape(what)}** {_md_code(call)}{_status_md(state)}{after}"
-    md += "".join(f"\n\n{p}" for p in md_parts if p)
-    return Rendered(_card(colour, head + block.html + images + notes + failure), text, md)
+        blocks.append(Note(_cut(error, 4000), "error", kind="error"))
+    return (Card("error" if error else "tool", tuple(blocks)),)
 
 
-def _mcp_tool_call(item: Json, mode: str) -> Rendered:
+def _mcp_tool_call(item: Json, mode: str) -> tuple[Block, ...]:
     name = ".".join(p for p in (_s(item.get("server")), _s(item.get("tool"))) if p) or "tool"
     error = item.get("error")
     output = _mcp_output(_d(item.get("result")))
@@ -744,7 +543,7 @@ def _mcp_tool_call(item: Json, mode: str) -> Rendered:
     )
 
 
-def _dynamic_tool_call(item: Json, mode: str) -> Rendered:
+def _dynamic_tool_call(item: Json, mode: str) -> tuple[Block, ...]:
     name = ".".join(p for p in (_s(item.get("namespace")), _s(item.get("tool"))) if p) or "tool"
     status = item.get("status")
     failed = item.get("success") is False
@@ -771,16 +570,12 @@ def _agents_summary(states: object) -> str:
     return ", ".join(f"{n} {status}" for status, n in counts.items())
 
 
-def _sub_agent(parts: list[str], state: tuple[str, str] | None, mode: str) -> Rendered:
+def _sub_agent(parts: list[str], state: Badge | None) -> tuple[Block, ...]:
     line = _cut(" \u00b7 ".join(p for p in parts if p), 1000)
-    return Rendered(
-        _card(_C_AGENT, f"<div>{_label('sub-agent')} {esc(line)}{_status_html(state)}</div>"),
-        f"[sub-agent] {line}{_status_text(state)}",
-        f"**sub-agent** {_md_escape(line)}{_status_md(state)}",
-    )
+    return (Card("agent", (Title(label="sub-agent", subject=(Span(line),), badge=state),)),)
 
 
-def _collab_agent_tool_call(item: Json, mode: str) -> Rendered:
+def _collab_agent_tool_call(item: Json, mode: str) -> tuple[Block, ...]:
     prompt = _one_line(_s(item.get("prompt")), 120)
     receivers = ", ".join(short_id(_s(r)) for r in _l(item.get("receiverThreadIds")) if _s(r))
     agents = _agents_summary(item.get("agentsStates"))
@@ -791,57 +586,53 @@ def _collab_agent_tool_call(item: Json, mode: str) -> Rendered:
         f"\u2192 {receivers}" if receivers else "",
         f"agents: {agents}" if agents else "",
     ]
-    return _sub_agent(parts, _status(item.get("status"), mode), mode)
+    return _sub_agent(parts, _status(item.get("status"), mode))
 
 
-def _sub_agent_activity(item: Json, mode: str) -> Rendered:
+def _sub_agent_activity(item: Json, mode: str) -> tuple[Block, ...]:
     path = _s(item.get("agentPath")) or short_id(_s(item.get("agentThreadId")))
     parts = [f"{path} {_s(item.get('kind'))}".strip(), _s(item.get("model")), _s(item.get("reasoningEffort"))]
-    return _sub_agent(parts, _status(None, mode), mode)
+    return _sub_agent(parts, _status(None, mode))
 
 
-def _web_search(item: Json, mode: str) -> Rendered:
+def _web_search(item: Json, mode: str) -> tuple[Block, ...]:
     action = _d(item.get("action"))
     kind = _s(action.get("type")).replace("_", "").lower()
     query = _s(action.get("query")) or _s(item.get("query")) or ", ".join(_s(q) for q in _l(action.get("queries")))
-    url = _s(action.get("url"))
+    url = _cut(_s(action.get("url")), 1000)
     running = mode == "running"
+    subject: tuple[Span | Link, ...]
     if kind == "openpage":
-        verb, markup, plain = ("opening" if running else "opened"), _link(url), url
+        subject = (Span("opening " if running else "opened "), Link(url))
     elif kind == "findinpage":
-        pattern = _s(action.get("pattern"))
+        pattern = _cut(_s(action.get("pattern")), 1000)
         verb = "searching for" if running else "searched for"
-        markup = f"\u201c{esc(_cut(pattern, _FIELD_BYTES))}\u201d in {_link(url)}"
-        plain = f"\u201c{pattern}\u201d in {url}"
+        subject = (Span(f"{verb} \u201c{pattern}\u201d in "), Link(url))
     else:
         verb = "searching" if running else "searched"
-        markup, plain = f"\u201c{esc(_cut(query, _FIELD_BYTES))}\u201d", f"\u201c{query}\u201d"
+        subject = (Span(f"{verb} \u201c{_cut(query, 1000)}\u201d"),)
+    if running:
+        subject += (Span("\u2026"),)
+    blocks: list[Block] = [Title(label="web", subject=subject, badge=_unfinished(mode))]
     results = [_d(r) for r in _l(item.get("results"))]
-    listed = [f"<li>{_link(r.get('url'), _s(r.get('title')) or _s(r.get('url')))}</li>" for r in results[:5]]
-    more = f'<div style="{_DIM};{_SMALL}">{len(results)} results</div>' if results else ""
-    if listed:
-        more += f'<ul style="margin:0;padding-left:1.6em">{"".join(listed)}</ul>'
-    mark_html, mark_text, mark_md = _unfinished_note(mode)
-    ellipsis = "\u2026" if running else ""
-    return Rendered(
-        _card(_C_WEB, f"<div>{_label('web')} {esc(verb)} {markup}{ellipsis}{mark_html}</div>{more}"),
-        f"[web] {verb}: {_cut(plain, 1000)}{mark_text}",
-        f"**web** {_md_escape(verb)} {_md_escape(_cut(plain, 1000))}{mark_md}",
-    )
+    if results:
+        blocks.append(Note(_count(len(results), "result")))
+        links = [Link(_s(r.get("url")), _cut(_s(r.get("title")) or _s(r.get("url")), 1000)) for r in results[:5]]
+        blocks.append(Links(tuple(links)))
+    return (Card("web", tuple(blocks)),)
 
 
-def _image_view(item: Json, mode: str) -> Rendered:
+def _image_view(item: Json, mode: str) -> tuple[Block, ...]:
     path = _s(item.get("path"))
     src = _image_src(item.get("dataUrl"))
     name = path.rsplit("/", 1)[-1] or "image"
-    markup = f'<div>{_label("image")} <code style="{_CODE}">{esc(_cut(path, 1000))}</code></div>'
+    blocks: list[Block] = [Title(label="image", subject=(Span(_cut(path, 1000), "code"),))]
     if src:
-        markup += _img(src, name)
-    md = f"**image** {_md_code(path)}" + (f"\n\n![{_md_escape(name)}]({src})" if src else "")
-    return Rendered(_card(_C_IMAGE, markup), f"[image] {path}", md)
+        blocks.append(Image(src, name))
+    return (Card("image", tuple(blocks)),)
 
 
-def _image_generation(item: Json, mode: str) -> Rendered:
+def _image_generation(item: Json, mode: str) -> tuple[Block, ...]:
     prompt = _s(item.get("revisedPrompt"))
     saved = _s(item.get("savedPath"))
     failure = item.get("failure")
@@ -853,89 +644,52 @@ def _image_generation(item: Json, mode: str) -> Rendered:
             failure_text += f" (limit {_s(info.get('limitId'))})"
     src = _base64_image(item.get("result"))
     state = _status("failed" if failure_text and mode == "done" else item.get("status"), mode)
-    markup = f"<div>{_label('image generation')}{_status_html(state)}</div>"
+    blocks: list[Block] = [Title(label="image generation", badge=state)]
     if prompt:
-        markup += f'<div style="{_DIM};font-style:italic">{esc(_cut(prompt, 2000))}</div>'
+        blocks.append(Note(_cut(prompt, 2000), "italic"))
     if src:
-        markup += _img(src, prompt or "generated image")
+        blocks.append(Image(src, prompt or "generated image"))
     if failure_text:
-        markup += f'<div style="color:{_ERR}">\u2716 {esc(failure_text)}</div>'
+        blocks.append(Note(failure_text, "error", kind="failed"))
     if saved:
-        markup += f'<div style="{_DIM};{_SMALL}">saved to <code style="{_CODE}">{esc(_cut(saved, 1000))}</code></div>'
-    text = f"[image generation] {prompt}".rstrip() + (f" \u2192 {saved}" if saved else "") + _status_text(state)
-    text += f"\nfailed: {failure_text}" if failure_text else ""
-    md = f"**image generation**{_status_md(state)}"
-    md += f"\n\n*{_md_escape(_one_line(prompt, 2000))}*" if prompt else ""
-    md += (f"\n\n![generated image]({src})" if src else "") + (f"\n\nsaved to {_md_code(saved)}" if saved else "")
-    md += f"\n\n> **failed:** {_md_escape(failure_text)}" if failure_text else ""
-    return Rendered(_card(_C_IMAGE, markup), text, md)
+        blocks.append(Note(f"saved to {_cut(saved, 1000)}"))
+    return (Card("image", tuple(blocks)),)
 
 
-def _entered_review(item: Json, mode: str) -> Rendered:
-    review = _s(item.get("review"))
-    return Rendered(
-        _card(
-            _C_REVIEW,
-            f"<div>{_label('review')} <b>review started</b>: {esc(_cut(review, 2000))}</div>",
-            extra="background:rgba(188,76,0,0.06)",
-        ),
-        f"[review] started: {review}",
-        f"**review started:** {_md_escape(_one_line(review, 2000))}",
-    )
+def _entered_review(item: Json, mode: str) -> tuple[Block, ...]:
+    review = _cut(_s(item.get("review")), 2000)
+    title = Title(label="review", subject=(Span("review started", "bold"), Span(f": {review}")))
+    return (Card("review", (title,), look="review"),)
 
 
-def _exited_review(item: Json, mode: str) -> Rendered:
-    review = _s(item.get("review"))
-    markup, md = _markdown_parts(review)
-    return Rendered(
-        _card(_C_REVIEW, f"<div>{_label('review')}</div>{markup}"),
-        f"[review]\n{review}",
-        f"**review**\n\n{md}".strip("\n"),
-    )
+def _exited_review(item: Json, mode: str) -> tuple[Block, ...]:
+    return (Card("review", (Title(label="review"), Markdown(_s(item.get("review"))))),)
 
 
-def _context_compaction(item: Json, mode: str) -> Rendered:
-    label = "compacting context\u2026" if mode == "running" else "context compacted"
-    rule = f'<span style="flex:1;border-top:1px dashed {_C_MUTED}"></span>'
-    return Rendered(
-        f'<div style="{_BOX};{_DIM};{_SMALL};display:flex;align-items:center;gap:8px;margin:6px 0">'
-        f"{rule}{esc(label)}{rule}</div>",
-        f"\u2500\u2500 {label} \u2500\u2500",
-        f"*\u2014 {label} \u2014*",
-    )
+def _context_compaction(item: Json, mode: str) -> tuple[Block, ...]:
+    return (Rule("compacting context\u2026" if mode == "running" else "context compacted"),)
 
 
-def _sleep(item: Json, mode: str) -> Rendered:
+def _sleep(item: Json, mode: str) -> tuple[Block, ...]:
     label = f"{'waited' if mode == 'done' else 'waiting'} {_seconds(item.get('durationMs'))}"
-    mark_html, mark_text, mark_md = _unfinished_note(mode)
-    return Rendered(
-        f'<div style="{_BOX};{_DIM}">\u23f3 {esc(label)}{mark_html}</div>',
-        f"[sleep] {label}{mark_text}",
-        f"*\u23f3 {label}*{mark_md}",
-    )
+    return (Card("", (Title(label="sleep", subject=(Span(label),), badge=_unfinished(mode)),), look="bare-dim"),)
 
 
-def _folded(colour: str, title: str, body: str, images: Sequence[str] = ()) -> tuple[str, str]:
-    """A collapsed note: HTML and Markdown."""
-    block = _long_text(body, done=True, keep="head", what="all of it")
-    pictures = "".join(_img(src, title) for src in images[:_MAX_IMAGES])
-    markup = _card(
-        colour,
-        f'<details><summary style="cursor:pointer;{_DIM}">{esc(title)}</summary>{block.html}{pictures}</details>',
-    )
-    md = f"*{_md_escape(title)}*" + (f"\n\n{block.markdown}" if block.markdown else "")
-    md += "".join(f"\n\n![{_md_escape(title)}]({src})" for src in images[:_MAX_IMAGES])
-    return markup, md
+def _folded(
+    tone: str, title: Title, body: str, preview: str, images: Sequence[str] = (), alt: str = ""
+) -> tuple[Block, ...]:
+    """A collapsed note: the whole of ``body`` (bounded) and its images, folded under ``title``."""
+    inner: list[Block] = [*_output(body, done=True, keep="head", what="all of it")]
+    inner += [Image(src, alt) for src in images[:_MAX_IMAGES]]
+    return (Card(tone, (Fold(title, tuple(inner), preview=preview),)),)
 
 
-def _hook_prompt(item: Json, mode: str) -> Rendered:
+def _hook_prompt(item: Json, mode: str) -> tuple[Block, ...]:
     body = "\n\n".join(_s(_d(f).get("text")) for f in _l(item.get("fragments")) if _s(_d(f).get("text")))
-    title = f"hook prompt \u00b7 {_one_line(body, 80)}" if body else "hook prompt"
-    markup, md = _folded(_C_MUTED, title, body)
-    return Rendered(markup, f"[hook] {_cut(body, 1000)}".rstrip(), md)
+    return _folded("quiet", Title(label="hook prompt"), body, _one_line(body, 80))
 
 
-def _function_call_output(item: Json, mode: str) -> Rendered:
+def _function_call_output(item: Json, mode: str) -> tuple[Block, ...]:
     name = ".".join(p for p in (_s(item.get("namespace")), _s(item.get("name"))) if p) or "function"
     raw = item.get("output")
     if isinstance(raw, list):
@@ -944,29 +698,25 @@ def _function_call_output(item: Json, mode: str) -> Rendered:
         images = output.images
     else:
         body, images = _s(raw), []
-    title = f"output of {name} ({len(body):,} characters)"
-    markup, md = _folded(_C_TOOL, title, body, images)
-    return Rendered(markup, f"[function output] {name}: {_cut(_one_line(body, 1000), 1000)}", md)
+    size = _count(len(body), "character")
+    title = Title(label="function output", subject=(Span(_cut(name, 1000), "code"),), facts=(size,))
+    return _folded("tool", title, body, "", images, f"{name} image")
 
 
-def _generic(item: Json, mode: str) -> Rendered:
+def _generic(item: Json, mode: str) -> tuple[Block, ...]:
     kind = _s(item.get("type")) or "item"
     fields = {k: v for k, v in item.items() if k not in ("type", "id") and v not in (None, [], {}, "")}
     shown = list(fields.items())[:30]
     summary = ", ".join(f"{k}={_cut(v, 400) if isinstance(v, str) else v!r}"[:200] for k, v in shown)
-    mark_html, mark_text, mark_md = _unfinished_note(mode)
-    return Rendered(
-        _card(_C_MUTED, f"<b>{esc(kind)}</b> {esc(summary)}{mark_html}", extra=_DIM),
-        f"[{kind}] {summary}{mark_text}",
-        f"**{_md_escape(kind)}** {_md_escape(summary)}{mark_md}",
-    )
+    title = Title(label=_cut(kind, 1000), subject=(Span(summary),), badge=_unfinished(mode))
+    return (Card("quiet", (title,), look="dim"),)
 
 
-def _hidden(item: Json, mode: str) -> Rendered:
-    return _EMPTY
+def _hidden(item: Json, mode: str) -> tuple[Block, ...]:
+    return ()
 
 
-def _user_message(item: Json, mode: str) -> Rendered:
+def _user_message(item: Json, mode: str) -> tuple[Block, ...]:
     """The cell's prompt shows only the images sent with it; text sent during the turn shows too."""
     parts = [p for p in _l(item.get("content")) if isinstance(p, dict)]
     text = "\n".join(_s(p.get("text")) for p in parts if p.get("type") == "text").strip()
@@ -978,23 +728,17 @@ def _user_message(item: Json, mode: str) -> Rendered:
     thumbnails = [src for src in (_image_src(u) or _web_url(u) for u in _l(item.get("_images"))) if src]
     prompt = item.get("_prompt", True)
     if prompt and not names:
-        return _EMPTY
-    title = "you, during the turn" if not prompt else "images sent"
-    markup = f"<div>{_label(title)}</div>"
-    plain_text, md = f"[{title}]", f"**{title}**"
+        return ()
+    blocks: list[Block] = [Title(label="you, during the turn" if not prompt else "images sent")]
     if not prompt and text:
-        markup += f"<div>{esc(text)}</div>"
-        plain_text += f" {text}"
-        md += f" {_md_escape(_one_line(text, 4000))}"
+        blocks.append(Note(text, "plain"))
     if names:
-        markup += f'<div style="{_DIM}">{esc(", ".join(names))}</div>'
-        plain_text += f" ({', '.join(names)})"
-        md += f" ({_md_escape(', '.join(names))})"
-    markup += "".join(_img(src, "image sent") for src in thumbnails)
-    return Rendered(_card(_C_USER, markup), plain_text, md)
+        blocks.append(Note(", ".join(names)))
+    blocks += [Image(src, "image sent") for src in thumbnails]
+    return (Card("user", tuple(blocks)),)
 
 
-_RENDERERS: dict[str, _Renderer] = {
+_RENDERERS: dict[str, _Blocks] = {
     "userMessage": _user_message,
     "hookPrompt": _hook_prompt,
     "agentMessage": _agent_message,
@@ -1018,8 +762,8 @@ _RENDERERS: dict[str, _Renderer] = {
 RENDER_FAILED = "could not render this item"
 
 
-def render_item(item: Json, *, running: bool = False, unfinished: bool = False) -> Rendered:
-    """Render one item (a wire dict); unknown or malformed kinds get a readable generic view.
+def item_blocks(item: Json, *, running: bool = False, unfinished: bool = False) -> tuple[Block, ...]:
+    """One item (a wire dict) as blocks; unknown or malformed kinds get a readable generic view.
 
     ``unfinished`` marks an item still in flight when the turn ended (no cursor).
     """
@@ -1031,47 +775,41 @@ def render_item(item: Json, *, running: bool = False, unfinished: bool = False) 
     try:
         return renderer(item, mode)
     except Exception as error:  # noqa: BLE001 - a display must not end the turn; the failure is shown
-        shown = _generic(item, mode)
-        note = f"{RENDER_FAILED} ({type(error).__name__})"
-        return Rendered(
-            shown.html + f'<div style="{_BOX};color:{_ERR};{_SMALL}">{esc(note)}</div>',
-            f"{shown.text}\n({note})",
-            f"{shown.markdown}\n\n*({_md_escape(note)})*",
-        )
+        note = Note(f"{RENDER_FAILED} ({type(error).__name__})", "error")
+        return (*_generic(item, mode), note)
+
+
+def render_item(item: Json, *, running: bool = False, unfinished: bool = False) -> Rendered:
+    """Render one item (a wire dict) in the three forms; see :func:`item_blocks`."""
+    return written(item_blocks(item, running=running, unfinished=unfinished))
 
 
 # -- turn-level pieces -------------------------------------------------------------------------------
 
-_STEP = {"completed": ("\u2611", "[x]"), "inProgress": ("\u25d0", "[ ]"), "pending": ("\u2610", "[ ]")}
+_STEP = {"completed": "done", "inProgress": "active"}
 
 
-def render_plan(plan: Json) -> Rendered:
+def plan_blocks(plan: Json) -> tuple[Block, ...]:
     """The ``turn/plan/updated`` payload as a checklist: explanation, then steps."""
     plan = _d(plan)
     steps = [_d(step) for step in _l(plan.get("plan"))]
     explanation = _s(plan.get("explanation"))
     if not steps and not explanation:
-        return _EMPTY
+        return ()
     done = sum(_s(step.get("status")) == "completed" for step in steps)
     count = f"{done}/{len(steps)}" if steps else ""
-    rows_html, rows_text, rows_md = [], [], []
-    for step in steps:
-        status = _s(step.get("status"))
-        box, check = _STEP.get(status, _STEP["pending"])
-        label = _cut(_s(step.get("step")), 2000)
-        style = {"inProgress": ' style="font-weight:bold"', "completed": f' style="{_DIM}"'}.get(status, "")
-        rows_html.append(f"<div{style}>{box} {esc(label)}</div>")
-        rows_text.append(f"  {box} {label}")
-        shown = _md_escape(_one_line(label, 2000))
-        rows_md.append(f"- {check} **{shown}** *(in progress)*" if status == "inProgress" else f"- {check} {shown}")
-    head = f"<div>{_label('plan')} {_dim(count)}</div>"
+    blocks: list[Block] = [Title(label="plan", subject=(Span(count, "dim"),) if count else ())]
     if explanation:
-        head += f'<div style="{_DIM};font-style:italic">{esc(_cut(explanation, 4000))}</div>'
-    text = f"[plan] {count}".rstrip() + (f"\n  {explanation}" if explanation else "")
-    text += "".join(f"\n{r}" for r in rows_text)
-    md = f"**plan** {count}".rstrip() + (f"\n\n*{_md_escape(_one_line(explanation, 4000))}*" if explanation else "")
-    md += ("\n\n" + "\n".join(rows_md)) if rows_md else ""
-    return Rendered(_card(_C_PLAN, head + "".join(rows_html)), text, md)
+        blocks.append(Note(_cut(explanation, 4000), "italic"))
+    if steps:
+        rows = ((_STEP.get(_s(step.get("status")), "todo"), _cut(_s(step.get("step")), 2000)) for step in steps)
+        blocks.append(Checklist(tuple(rows)))
+    return (Card("plan", tuple(blocks)),)
+
+
+def render_plan(plan: Json) -> Rendered:
+    """The turn's plan as a checklist."""
+    return written(plan_blocks(plan))
 
 
 def _diff_files(diff: str) -> int:
@@ -1081,35 +819,36 @@ def _diff_files(diff: str) -> int:
     return sum(1 for line in diff.split("\n") if line.startswith("+++ ")) or 1
 
 
-def render_diff(diff: str) -> Rendered:
-    """The whole turn's unified diff (``turn/diff/updated``), collapsed, coloured and bounded."""
+def diff_blocks(diff: str) -> tuple[Block, ...]:
+    """The whole turn's unified diff (``turn/diff/updated``), folded."""
     diff = _s(diff)
     if not diff.strip():
-        return _EMPTY
-    lines = diff.rstrip("\n").split("\n")
-    files = _diff_files(diff)
+        return ()
+    lines = tuple(diff.rstrip("\n").split("\n"))
     added, removed = _diff_stats(lines)
-    title = f"turn diff ({_count(files, 'file')}, +{added:,} \u2212{removed:,})"
-    markup, text, md = _diff_parts(lines, _Budget())
-    return Rendered(
-        _card(_C_FILE, f'<details><summary style="cursor:pointer">{esc(title)}</summary>{markup}</details>'),
-        f"[{title}]\n{text}",
-        f"**{_md_escape(title)}**\n\n{md}",
-    )
+    summary = f"{_count(_diff_files(diff), 'file')}, +{added:,} \u2212{removed:,}"
+    title = Title(label="turn diff", subject=(Span(summary),))
+    return (Card("file", (Fold(title, (Diff((DiffFile("", "", lines),)),)),)),)
+
+
+def render_diff(diff: str) -> Rendered:
+    """The whole turn's unified diff, collapsed, coloured and bounded."""
+    return written(diff_blocks(diff))
 
 
 # Notices that inform rather than warn.
 _INFO_NOTICES = frozenset({"replay"})
 
 
+def notice_blocks(kind: str, text: str) -> tuple[Block, ...]:
+    """A line that is not an item (declined requests, warnings, where a replay came from)."""
+    tone = "info" if kind in _INFO_NOTICES else "warn"
+    return (Card("", (Note(_s(text), tone, kind=_s(kind)),), look="bare"),)
+
+
 def render_notice(kind: str, text: str) -> Rendered:
-    """Render a line that is not an item (declined requests, warnings, where a replay came from)."""
-    mark, colour, sign = ("\u21bb", _GREY, "~") if kind in _INFO_NOTICES else ("\u26a0", _WARN, "!")
-    return Rendered(
-        f'<div style="{_BOX};color:{colour}">{mark} {esc(kind)}: {esc(text)}</div>',
-        f"{sign} {kind}: {text}",
-        f"> {mark} **{_md_escape(_s(kind))}**: {_md_escape(_one_line(_s(text), 4000))}",
-    )
+    """Render a notice; see :func:`notice_blocks`."""
+    return written(notice_blocks(kind, text))
 
 
 _CODE_LINES = 80  # lines of code a request box shows
@@ -1139,10 +878,10 @@ def _request_title(request: Request) -> str:
 
 
 def _request_lines(request: Request) -> list[tuple[str, str]]:
-    """The request's details as (kind, text) lines: code, text, dim or link."""
+    """The request's details as (kind, text) lines: command, code, text, bold, dim or link."""
     params, lines = request.params, []
     if request.method == COMMAND:
-        lines.append(("code", "$ " + shown_command(_s(params.get("command")))))
+        lines.append(("command", _s(params.get("command"))))
         lines.extend(("code", line) for line in permission_lines(params.get("additionalPermissions")))
         if params.get("cwd"):
             lines.append(("dim", f"in {_s(params.get('cwd'))}"))
@@ -1184,31 +923,26 @@ def _request_lines(request: Request) -> list[tuple[str, str]]:
     return lines
 
 
-def render_request(request: Request) -> Rendered:
+def request_blocks(request: Request) -> tuple[Block, ...]:
     """What a server request asks: the command and where, the permissions, the questions; and why."""
-    title = _request_title(request)
-    lines = _request_lines(request)
-    html_parts, text_parts, md_parts = [f"<div><b>{esc(title)}</b></div>"], [f"? {title}"], [f"**{_md_escape(title)}**"]
-    for kind, line in lines:
-        if kind == "code":
-            html_parts.append(f'<div><code style="{_CODE}">{esc(line)}</code></div>')
-            md_parts.append(_md_code(line))
-        elif kind == "link":
-            html_parts.append(f"<div>{_link(line)}</div>")
-            md_parts.append(_md_escape(line))
-        elif kind == "bold":
-            html_parts.append(f"<div><b>{esc(line)}</b></div>")
-            md_parts.append(f"**{_md_escape(line)}**")
-        else:
-            html_parts.append(f'<div style="{_DIM}">{esc(line)}</div>' if kind == "dim" else f"<div>{esc(line)}</div>")
-            md_parts.append(_md_escape(line))
-        text_parts.append(line)
+    blocks: list[Block] = [Note(_request_title(request), "ask")]
     if request.method == FILE_CHANGE and request.item:
-        change = render_item(request.item)  # the diff it asks to apply
-        html_parts.insert(1, change.html)
-        text_parts.insert(1, change.text)
-        md_parts.insert(1, change.markdown)
-    return Rendered(_card(_WARN, "".join(html_parts)), "\n".join(text_parts), "\n\n".join(md_parts))
+        blocks += item_blocks(request.item)  # the diff it asks to apply
+    for kind, line in _request_lines(request):
+        if kind == "command":  # as the command's title will read once it runs
+            blocks.append(Title(subject=command_title({"command": line}, "running").subject))
+        elif kind == "code":
+            blocks.append(Code(line, inline=True))
+        elif kind == "link":
+            blocks.append(Links((Link(line),)))
+        else:
+            blocks.append(Note(line, "plain" if kind == "text" else kind))
+    return (Card("warn", tuple(blocks)),)
+
+
+def render_request(request: Request) -> Rendered:
+    """Render a server request; see :func:`request_blocks`."""
+    return written(request_blocks(request))
 
 
 def join(parts: list[Rendered]) -> Rendered:
@@ -1263,7 +997,7 @@ def render_turn(
     body += [render_notice(kind, text) for kind, text in notices]
     rest = join(body)
     return Rendered(
-        f'<div class="codex-magic" style="{_BOX}">{header.html}<div style="margin-top:4px">{rest.html}</div></div>',
+        turn_html(header.html, rest.html),
         header.text + ("\n" + rest.text if rest.text else ""),
         header.markdown + ("\n\n" + rest.markdown if rest.markdown else ""),
     )

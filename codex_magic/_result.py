@@ -9,7 +9,8 @@ from openai_codex import TurnResult
 from openai_codex.types import ThreadItem, ThreadTokenUsage, TurnStatus
 from openai_codex.types import TurnError as WireTurnError
 
-from ._render import Rendered, TurnInfo, render_turn
+from ._output import TurnFacts, render_facts, with_images
+from ._render import Rendered, TurnInfo
 from ._transcript import RUNNING, Transcript, final_response
 
 
@@ -37,10 +38,10 @@ class RunResult(TurnResult):
     schema_error: str | None = None  # why the answer does not match the schema
 
     def _rendered(self) -> Rendered:
-        items = [item.model_dump(by_alias=True, mode="json") for item in self.items]
+        # The function and the facts of the cell's own saved output (_output.final_render).
+        items = [with_images(item.model_dump(by_alias=True, mode="json"), {}) for item in self.items]
         seconds = self.elapsed if self.elapsed is not None else (self.duration_ms or 0) / 1000
-        return render_turn(
-            items=items,
+        facts = TurnFacts(
             status="running" if self.status is TurnStatus.in_progress else self.status.value,
             elapsed=seconds,
             info=TurnInfo(thread_id=self.thread_id, **self.settings),
@@ -48,10 +49,11 @@ class RunResult(TurnResult):
             turn_tokens=self.turn_tokens,
             error=self.error.message if self.error else None,
             notices=self.notices,
-            running_ids=self.unfinished,
             plan=self.plan,
             diff=self.diff,
+            running_ids=self.unfinished,
         )
+        return render_facts(facts, items)
 
     def _repr_html_(self) -> str:
         return self._rendered().html

@@ -44,6 +44,8 @@ MIN_INTERVAL = 1 / 3  # seconds between view refreshes: 3 a second, each sending
 # come out of a budget of BURST, which refills at the pace of MIN_INTERVAL, so over any
 # stretch of time refreshes average at most one per MIN_INTERVAL.
 ITEM_INTERVAL = 0.1
+# The first text of a message (or of a summary, or of a command's output) is shown at once,
+# out of the same budget: the wait for it is the one the user feels most.
 BURST = 2
 CLOCK_INTERVAL = 1.0  # refresh at least this often so the elapsed time ticks
 SETTLE_TIMEOUT = 2.0  # how long an interrupted turn may take to report back
@@ -308,6 +310,7 @@ class TurnRun:
         self._flush = _Signal()  # an item completed, or the turn ended: refresh soon
         self._ended = _Signal()
         self._rendered_items = 0  # completed items when the view was last refreshed
+        self._rendered_first_texts = 0  # transcript.first_texts then
         self._last_render = 0.0
         self._due = 0.0  # refreshes keep to one per MIN_INTERVAL, on average, from here
         self._rendered_version = -1
@@ -604,8 +607,13 @@ class TurnRun:
 
     def _next_render(self) -> float:
         """When the view may be refreshed next, if something changed."""
-        completed = len(self.transcript.completed_order) != self._rendered_items
-        spacing = ITEM_INTERVAL if completed else MIN_INTERVAL
+        transcript = self.transcript
+        if transcript.first_texts != self._rendered_first_texts:
+            spacing = 0.0
+        elif len(transcript.completed_order) != self._rendered_items:
+            spacing = ITEM_INTERVAL
+        else:
+            spacing = MIN_INTERVAL
         return max(self._last_render + spacing, self._due - BURST * MIN_INTERVAL)
 
     def _render(self, *, force: bool = False) -> None:
@@ -614,6 +622,7 @@ class TurnRun:
         if force or (changed and now >= self._next_render()) or now - self._last_render >= CLOCK_INTERVAL:
             self._rendered_version = self.transcript.version
             self._rendered_items = len(self.transcript.completed_order)
+            self._rendered_first_texts = self.transcript.first_texts
             self._last_render = now
             self._due = max(self._due, now) + MIN_INTERVAL
             self.view.update(self.transcript)

@@ -19,18 +19,12 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
-from ._html import _ERR, _OK
-from ._render import (
-    command_line,
-    command_mark,
-    render_item,
-    render_notice,
-    render_request,
-)
+from ._blocks import Title, title_head, title_tail
+from ._output import header
+from ._render import command_title, render_item, render_notice, render_request
 from ._requests import DECLINE, QUESTION, SUBMIT, AnswerError, Field, decline_response
 from ._text import for_terminal
 from ._transcript import COMPLETED, FAILED, ItemState, Transcript
-from ._view import header
 
 MAX_OUTPUT_LINES = 2000  # per command: the rest is counted, not printed
 MAX_OUTPUT_CHARS = 200_000  # per command, for output with very long lines
@@ -39,6 +33,7 @@ WHERE = "full output in _codex_result.items"
 
 _DIM, _BOLD, _RED, _GREEN, _YELLOW = "2", "1", "31", "32", "33"
 _STATUS_STYLE = {COMPLETED: _GREEN, FAILED: _RED}
+_TONE_STYLE = {"ok": _GREEN, "error": _RED}  # a badge's colour, by its tone
 _LINES = re.compile(r"[^\n]*\n|[^\n]+")  # lines with their newline, and a last partial one
 
 
@@ -182,10 +177,9 @@ class TextView:
             self._command(state, shown, closing=closing)
         elif closing:
             shown.closed = True
-            text = render_item(state.view()).text
+            text = render_item(state.view(), unfinished=not state.done).text
             if text:
-                mark = "" if state.done else " [unfinished]"
-                self._line(state, text + mark, _DIM if state.type == "reasoning" else None)
+                self._line(state, text, _DIM if state.type == "reasoning" else None)
 
     def _message(self, state: ItemState, shown: _Shown, *, closing: bool) -> None:
         item = state.view()
@@ -210,7 +204,8 @@ class TextView:
         item = state.view()
         output = item.get("aggregatedOutput") or ""
         if not shown.begun:
-            self._line(state, command_line(item), _BOLD, shown)
+            # The command's title as every output shows it; its badge and facts close it.
+            self._line(state, title_head(command_title(item, "running")), _BOLD, shown)
             shown.begun = True
         if not state.done:
             # While it runs the transcript keeps only the output's tail, after
@@ -241,8 +236,9 @@ class TextView:
                     self._line(state, f"{INDENT}… {left} more lines ({WHERE})", _DIM, shown)
             elif shown.pos > len(shown.text):
                 self._line(state, f"{INDENT}… later output not shown", _DIM, shown)
-            badge, style = _badge(item, done=state.done)
-            self._line(state, f"{INDENT}[{badge}]", style, shown)
+            title = command_title(item, "done" if state.done else "unfinished")
+            style = _TONE_STYLE.get(title.badge.tone if title.badge else "", _YELLOW)
+            self._line(state, f"{INDENT}{title_tail(title)}", style, shown)
 
     def _output(self, state: ItemState, shown: _Shown, new: str) -> None:
         """Print new command output, as far as the per-command cap allows."""
@@ -274,14 +270,16 @@ class TextView:
         if state is None or shown is None:
             return False
         if state.type == "agentMessage":
-            label = "commentary" if state.view().get("phase") == "commentary" else ""
+            # Commentary is labelled as its title reads everywhere.
+            label = title_head(Title(label="commentary")) if state.view().get("phase") == "commentary" else ""
             if shown.begun:
-                label = f"{label}, continued" if label else "continued"
+                label = f"{label} (continued)" if label else "(continued)"
             if label:
-                self._put(f"({label}) ", _DIM)
+                self._put(f"{label} ", _DIM)
                 return True
         elif state.type == "commandExecution" and shown.begun:
-            self._put(f"{INDENT}({_short(command_line(state.view()), 42)}, continued)\n", _DIM)
+            head = title_head(command_title(state.view(), "running"))
+            self._put(f"{INDENT}({_short(head, 42)}, continued)\n", _DIM)
         return False
 
     def _line(
@@ -330,12 +328,6 @@ def _wants_colour(stream: TextIO) -> bool:
     ipython = sys.modules.get("IPython")  # the view may run without IPython: no import
     shell = ipython.get_ipython() if ipython is not None else None
     return str(getattr(shell, "colors", "")).lower() != "nocolor"
-
-
-def _badge(item: dict[str, Any], *, done: bool) -> tuple[str, str]:
-    """A command's closing mark as the widget shows it, e.g. ``exit 0 · 120 ms``, and its ANSI colour."""
-    mark, colour = command_mark(item, "done" if done else "unfinished")
-    return mark, {_OK: _GREEN, _ERR: _RED}.get(colour, _YELLOW)
 
 
 def _count_lines(text: str) -> int:

@@ -121,6 +121,7 @@ class Transcript:
         self.ended: float | None = None
         self.provenance: Json | None = None  # set when the turn ends: see _provenance
         self.version = 0
+        self.first_texts = 0  # streams (a message, a summary, an output) that got their first text
 
     # -- the fold -------------------------------------------------------------------
 
@@ -188,6 +189,8 @@ class Transcript:
         if state is None or state.done:
             return
         parts = state.chunks.setdefault(key, [])
+        if not parts and delta:
+            self.first_texts += 1
         parts.append(delta)
         size = state.sizes[key] = state.sizes.get(key, 0) + len(delta)
         if key == "aggregatedOutput" and size > 2 * STREAM_TAIL_CHARS:

@@ -9,136 +9,31 @@ notebooks, nbconvert, GitHub and frontends without a widget manager show the tur
 
 from __future__ import annotations
 
-import base64
-import os
 import threading
 from typing import Any, Callable
 
+from ._output import Renderings, final_render, header, item_view
 from ._provenance import KEY as PROVENANCE_KEY
 from ._render import (
     PIECE_CHARS,
     Rendered,
     TurnInfo,
+    next_cut,
     render_diff,
     render_header,
     render_item,
     render_notice,
     render_plan,
     render_request,
-    render_turn,
-    next_cut,
 )
 from ._requests import AnswerError
 from ._text import plain
 from ._transcript import ItemState, Transcript
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
-IMAGE_MAX_BYTES = 2 * 1024 * 1024
 # Seconds a turn runs before its steering box appears: nobody types into a turn that
 # ends sooner, and a quick turn then opens two widget models fewer.
 STEER_AFTER = 1.0
-
-
-def info(transcript: Transcript) -> TurnInfo:
-    """What the header shows about the turn's settings."""
-    return TurnInfo(thread_id=transcript.thread_id, **transcript.settings)
-
-
-def _header_facts(transcript: Transcript) -> dict[str, Any]:
-    return {
-        "status": transcript.status,
-        "elapsed": transcript.elapsed(),
-        "info": info(transcript),
-        "usage": transcript.usage,
-        "turn_tokens": transcript.turn_tokens,
-        "error": transcript.error,
-    }
-
-
-def header(transcript: Transcript) -> Rendered:
-    """The status line of a turn as it stands."""
-    return render_header(**_header_facts(transcript), retry=transcript.waiting)
-
-
-def image_data_url(path: str) -> str | None:
-    """A local image as a data URL, for items that show one (small files only)."""
-    kind = IMAGE_TYPES.get(os.path.splitext(path)[1].lower())
-    try:
-        if kind is None or os.path.getsize(path) > IMAGE_MAX_BYTES:
-            return None
-        with open(path, "rb") as image:
-            return f"data:{kind};base64,{base64.b64encode(image.read()).decode('ascii')}"
-    except OSError:
-        return None
-
-
-def item_data(state: ItemState, images: dict[str, str | None]) -> dict[str, Any]:
-    """An item's wire dict as the renderer takes it: a local image attached as a data URL."""
-    data = state.view()
-    if state.type == "imageView" and data.get("path"):
-        if state.id not in images:
-            images[state.id] = image_data_url(str(data["path"]))
-        if images[state.id]:
-            data = {**data, "dataUrl": images[state.id]}
-    elif state.type == "userMessage":
-        # Images sent with the prompt (--image) as thumbnails: local files as data URLs.
-        shown = []
-        for index, part in enumerate(data.get("content") or []):
-            if isinstance(part, dict) and part.get("type") == "localImage" and part.get("path"):
-                key = f"{state.id}:{index}"
-                if key not in images:
-                    images[key] = image_data_url(str(part["path"]))
-                shown.append(images[key] or "")
-            elif isinstance(part, dict) and part.get("type") == "image":
-                shown.append(str(part.get("url") or ""))
-        data = {**data, "_prompt": state.prompt, "_images": shown}
-    return data
-
-
-# An item's rendering, remembered with the item version and mode it was made for.
-Renderings = dict[str, tuple[int, str, Rendered]]
-
-
-def _mode(state: ItemState, turn_done: bool) -> str:
-    return "done" if state.done else "unfinished" if turn_done else "running"
-
-
-def item_view(
-    state: ItemState, turn_done: bool, images: dict[str, str | None], renderings: Renderings | None = None
-) -> Rendered:
-    """Render one item state; the view's only bridge from item state to markup."""
-    mode = _mode(state, turn_done)
-    rendered = render_item(item_data(state, images), running=mode == "running", unfinished=mode == "unfinished")
-    if renderings is not None:
-        renderings[state.id] = (state.version, mode, rendered)
-    return rendered
-
-
-def final_render(
-    transcript: Transcript, images: dict[str, str | None] | None = None, renderings: Renderings | None = None
-) -> Rendered:
-    """The whole transcript of a turn, for saved output and text frontends.
-
-    Items in ``renderings`` at their current version and mode are not rendered again.
-    """
-    images = {} if images is None else images
-    renderings = {} if renderings is None else renderings
-    states = transcript.ordered()
-    done = transcript.done
-    reused: list[Rendered | None] = []
-    for state in states:
-        known = renderings.get(state.id)
-        reused.append(known[2] if known is not None and known[:2] == (state.version, _mode(state, done)) else None)
-    return render_turn(
-        rendered=reused,
-        **_header_facts(transcript),
-        items=[item_data(state, images) for state in states],
-        notices=[(n.kind, n.text) for n in transcript.notices],
-        running_ids=frozenset(state.id for state in states if not state.done),
-        plan=transcript.plan,
-        diff=transcript.diff,
-    )
 
 
 def _reader(pick: Any, text: Any) -> Callable[[], str]:
@@ -342,11 +237,14 @@ class WidgetView:
         self._steer_callback = steer
 
     def _layout_top(self) -> None:
+        # Stop before the steering box: a box's frontend view remakes every child after the
+        # first one that changed, and Stop must not be remade (a click could be lost) when
+        # the steering box appears.
         children = (self.header,)
-        if self._steer_callback is not None and self._steer_shown:
-            children += (self.steer_text, self.send)
         if self._stop_callback is not None:
             children += (self.stop,)
+        if self._steer_callback is not None and self._steer_shown:
+            children += (self.steer_text, self.send)
         if self.top.children != children:
             self.top.children = children
 

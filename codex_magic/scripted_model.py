@@ -741,6 +741,7 @@ class ScriptedModel:
         self._script: list[Entry] = [_check_entry(entry) for entry in script]
         self._served = 0
         self._requests: list[ScriptedRequest] = []
+        self._sent: list[tuple[float, str]] = []
         self._lock = threading.Condition()
         self._closing = threading.Event()
         self._ids = _Ids()
@@ -772,6 +773,15 @@ class ScriptedModel:
         """A copy of all POST requests received so far, in arrival order."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def sent(self) -> list[tuple[float, str]]:
+        """When each streamed event was written (``time.time()``) and its type, in order.
+
+        For latency measurements: the time a text delta left the model, say.
+        """
+        with self._lock:
+            return list(self._sent)
 
     @property
     def remaining(self) -> int:
@@ -919,6 +929,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             data = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            with model._lock:
+                model._sent.append((time.time(), event["type"]))
         if reply.stall_after is not None:
             self._hold()
         if cut is None:

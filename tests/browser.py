@@ -3,6 +3,11 @@
 The recipe (Debian chromium driven by Python Playwright through ``executable_path``, the
 flags, the JupyterLab command line) is the one known to work on these machines; never run
 ``playwright install``, which downloads a browser.
+
+The same server serves Jupyter Notebook 7 when the ``notebook`` package is installed: its
+server extension, enabled by installing it, adds ``/tree`` and ``/notebooks/NAME.ipynb`` to
+whichever of ``jupyter lab`` and ``jupyter notebook`` starts the server, with the same server
+extensions loaded either way.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ CHROMIUM_ARGS = [
 
 # JupyterLab user settings for the test: no news or update checks (their toasts would cover
 # the page), the notebook's kernel started without asking (no "Select Kernel" dialog), and
-# every cell kept in the DOM (no windowing), so cells can be read and measured.
+# every cell kept in the DOM (no windowing), so cells can be read and measured. Notebook 7
+# builds its pages from the same plugins and reads their settings from the same dir (the
+# server's /lab/api/settings), so these apply there too.
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
         "checkForUpdates": False,
@@ -46,8 +53,8 @@ LAB_SETTINGS = {
 }
 
 
-def missing_requirements() -> str | None:
-    """Why the browser test cannot run here, or None when it can."""
+def missing_requirements(*, notebook7: bool = False) -> str | None:
+    """Why the browser test cannot run here (in Notebook 7 too, if asked), or None when it can."""
     problems = []
     if not os.access(CHROMIUM, os.X_OK):
         problems.append(f"{CHROMIUM} not found (install it: apt-get install -y chromium)")
@@ -59,6 +66,14 @@ def missing_requirements() -> str | None:
         import jupyterlab  # noqa: F401
     except ImportError:
         problems.append("jupyterlab is not installed (pip install -e '.[test]')")
+    if notebook7:
+        try:
+            from notebook import __version__ as notebook_version
+        except ImportError:
+            problems.append("Jupyter Notebook 7 is not installed (pip install -e '.[test]')")
+        else:
+            if int(notebook_version.split(".")[0]) < 7:
+                problems.append(f"notebook {notebook_version} is not Notebook 7 (pip install -e '.[test]')")
     return "; ".join(problems) or None
 
 
@@ -108,7 +123,10 @@ def wait_gone(pids: list[int], timeout: float) -> list[int]:
 
 
 class JupyterLab:
-    """A JupyterLab server on 127.0.0.1 with a token, every Jupyter dir in ``base``."""
+    """A JupyterLab server on 127.0.0.1 with a token, every Jupyter dir in ``base``.
+
+    With Notebook 7 installed, it serves Notebook 7's pages too (``/notebooks/NAME.ipynb``).
+    """
 
     def __init__(self, root_dir: Path, base: Path) -> None:
         self.root_dir = root_dir

@@ -96,8 +96,8 @@ def test_truecolour_is_ansi2html_s() -> None:
 def test_text_and_markdown_carry_no_escape() -> None:
     output = f"{RED}red{RESET} and {BOLD}bold{RESET}\n"
     result = rendered(command(output))
-    assert result.text == "$ ls -1  [exit 0 \u00b7 1.23 s]\nred and bold"
-    assert "```console\n$ ls -1\nred and bold\n```" in result.markdown
+    assert result.text == "$ ls -1  [exit 0] \u00b7 1.23 s \u00b7 /work/ws\nred and bold"
+    assert "```\nred and bold\n```" in result.markdown
     assert "\x1b" not in result.text + result.markdown
 
 
@@ -265,8 +265,8 @@ def test_output_without_colour_renders_as_before(output: str, monkeypatch: pytes
 def test_a_plain_command_is_exactly_what_it_was(no_ansi2html: None) -> None:
     result = render_item(COMMAND)
     assert f'<pre style="{_html._PRE}">a.txt\nb.txt\n</pre></div>' in result.html
-    assert result.text == "$ ls -1  [exit 0 \u00b7 1.23 s]\na.txt\nb.txt"
-    assert result.markdown == "`exit 0` \u00b7 1.23 s \u00b7 `/work/ws`\n\n```console\n$ ls -1\na.txt\nb.txt\n```"
+    assert result.text == "$ ls -1  [exit 0] \u00b7 1.23 s \u00b7 /work/ws\na.txt\nb.txt"
+    assert result.markdown == "`$ ls -1` \u00b7 `exit 0` \u00b7 1.23 s \u00b7 /work/ws\n\n```\na.txt\nb.txt\n```"
 
 
 def test_importing_the_package_does_not_import_ansi2html() -> None:

@@ -1,9 +1,18 @@
-"""The widget in a real browser: JupyterLab, headless Debian Chromium, Playwright.
+"""The widget in a real browser: JupyterLab and Jupyter Notebook 7, headless Debian Chromium,
+Playwright.
+
+The quickstart and the control test run in both frontends (test ids ``lab`` and ``notebook7``),
+served by one ``jupyter lab`` server: JupyterLab at ``/lab/tree/NAME``, Notebook 7 at
+``/notebooks/NAME``. The two build their pages from the same components (cells, outputs,
+widgets, menus, dialogs) and read the same user settings; they differ in the URL and in where
+the page shows the kernel's state (JupyterLab: the status bar; Notebook 7, which has none: the
+kernel status in its top bar). The screenshots the README uses come from the JupyterLab runs;
+the Notebook 7 runs write theirs into the test's temp dir.
 
 The quickstart: runs every cell of ``notebooks/quickstart.ipynb`` (offline: its first cell starts
-the scripted model), checks that each ``%%codex`` widget rendered in JupyterLab with its final
-transcript, and takes a screenshot of the cell that runs a command: into the test's temp dir, or
-where ``CODEX_MAGIC_SCREENSHOT`` says (``CODEX_MAGIC_SCREENSHOT=docs/widget.png`` refreshes the
+the scripted model), checks that each ``%%codex`` widget rendered with its final transcript, and
+takes a screenshot of the cell that runs a command: into the test's temp dir, or where
+``CODEX_MAGIC_SCREENSHOT`` says (``CODEX_MAGIC_SCREENSHOT=docs/widget.png`` refreshes the
 README's).
 
 Control while a turn runs: a notebook whose scripted model asks to run a command outside a
@@ -27,9 +36,11 @@ import json
 import os
 import re
 import shutil
+import struct
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -54,7 +65,9 @@ STDERR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']
 # Text that means a widget did not render.
 BROKEN = ["Error displaying widget", "Loading widget", "model not found"]
 
-# JavaScript: the notebook's kernel is connected and idle, and no dialog is open.
+# JavaScript, JupyterLab: the notebook's kernel is connected and idle, and no dialog is open.
+# The execution indicator alone reads "idle" too early (before a kernel exists); the status
+# bar's kernel item reads "<kernel> | Idle" only once the kernel's websocket is up.
 KERNEL_READY_JS = """() => {
   const indicator = document.querySelector('.jp-Notebook-ExecutionIndicator');
   const kernel = document.querySelector(".jp-StatusBar-TextItem[title^='Change kernel']");
@@ -63,8 +76,43 @@ KERNEL_READY_JS = """() => {
     && kernel && /\\| Idle$/.test(kernel.innerText.trim()) && !/^No Kernel/.test(kernel.innerText);
 }"""
 
+# JavaScript, Notebook 7 (no status bar): the same, read from its toolbar and top bar. The
+# execution indicator reads "idle" too early here as well, while the toolbar's kernel name says
+# "No Kernel". The top bar's kernel status has no class until the kernel's first status, then
+# says "Kernel Initializing", "Kernel Connecting" (class -info, -warn or -error), and empties,
+# keeping only the class -fade, once the kernel reports busy or idle over its websocket.
+NOTEBOOK7_KERNEL_READY_JS = """() => {
+  const indicator = document.querySelector('.jp-Notebook-ExecutionIndicator');
+  const kernel = document.querySelector('.jp-Toolbar-kernelName');
+  const status = document.querySelector('.jp-NotebookKernelStatus');
+  return !document.querySelector('.jp-Dialog')
+    && indicator && indicator.getAttribute('data-status') === 'idle'
+    && kernel && kernel.innerText.trim() !== '' && !/^No Kernel/.test(kernel.innerText.trim())
+    && status && status.classList.contains('jp-NotebookKernelStatus-fade')
+    && status.textContent.trim() === '';
+}"""
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """A notebook frontend of the test's server: a notebook's page, and when its kernel is ready."""
+
+    id: str
+    page: str  # path and query of a notebook's page: {name}, {token}
+    kernel_ready_js: str
+
+    def url(self, lab: Any, name: str) -> str:
+        return lab.url + self.page.format(name=name, token=lab.token)
+
+
+LAB = Frontend("lab", "/lab/tree/{name}?reset&token={token}", KERNEL_READY_JS)
+NOTEBOOK7 = Frontend("notebook7", "/notebooks/{name}?token={token}", NOTEBOOK7_KERNEL_READY_JS)
+FRONTENDS = pytest.mark.parametrize("frontend", [LAB, NOTEBOOK7], ids=lambda frontend: frontend.id)
+
 # JavaScript: every code cell has a prompt number, every %%codex output shows a finished
-# widget, and nothing on the page says a widget failed.
+# turn, and nothing on the page says a widget failed. A finished turn's widget is replaced by
+# its static transcript (text/html), whose outer div has the widget root's class, codex-magic:
+# one selector for both, rendered alike by both frontends.
 DONE_JS = """([broken]) => {
   const cells = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')];
   if (!cells.length) return false;
@@ -82,22 +130,28 @@ DONE_JS = """([broken]) => {
 }"""
 
 
-def test_quickstart_widgets_render_in_jupyterlab(tmp_path: Path) -> None:
-    _require_browser()
+@FRONTENDS
+def test_quickstart_widgets_render(tmp_path: Path, frontend: Frontend) -> None:
+    _require_browser(frontend)
     # The notebook's directory shows in the screenshot (the command lists it): a short path.
     root = Path(tempfile.mkdtemp(prefix="quickstart-"))
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
-    shot = Path(os.environ.get("CODEX_MAGIC_SCREENSHOT") or tmp_path / "widget.png")
-    _in_jupyterlab(tmp_path, root, lambda page, lab: _run_quickstart(page, lab.url, lab.token, shot))
+    shot = _screenshot_path(frontend, "CODEX_MAGIC_SCREENSHOT", tmp_path / "widget.png")
+    _in_jupyterlab(tmp_path, root, lambda page, lab: _run_quickstart(page, frontend, lab, shot))
 
 
-def _require_browser() -> None:
+def _require_browser(frontend: Frontend) -> None:
     """Skip without a browser; in CI, fail instead."""
-    missing = missing_requirements()
+    missing = missing_requirements(notebook7=frontend is NOTEBOOK7)
     if missing:
         if IN_CI:
             pytest.fail(f"the browser test cannot run in CI: {missing}", pytrace=False)
         pytest.skip(missing)
+
+
+def _screenshot_path(frontend: Frontend, variable: str, default: Path) -> Path:
+    """Where the screenshot goes: ``variable`` names the README's, which JupyterLab's run takes."""
+    return Path((frontend is LAB and os.environ.get(variable)) or default)
 
 
 def _in_jupyterlab(tmp_path: Path, root: Path, run: Callable[[Any, Any], None]) -> None:
@@ -130,10 +184,10 @@ def _full_screenshot(page: Any, path: Path) -> None:
         pass
 
 
-def _run_quickstart(page: Any, url: str, token: str, screenshot: Path) -> None:
+def _run_quickstart(page: Any, frontend: Frontend, lab: Any, screenshot: Path) -> None:
     timings: dict[str, float] = {}
     started = time.monotonic()
-    _open_notebook(page, url, token, NOTEBOOK.name)
+    _open_notebook(page, frontend, lab, NOTEBOOK.name)
     timings["open"] = time.monotonic() - started
     _run_all(page)
 
@@ -187,16 +241,21 @@ def _run_quickstart(page: Any, url: str, token: str, screenshot: Path) -> None:
     print("browser timings:", {k: round(v, 1) for k, v in timings.items()})
 
 
-def _open_notebook(page: Any, url: str, token: str, name: str) -> None:
+def _open_notebook(page: Any, frontend: Frontend, lab: Any, name: str) -> None:
     """Open a notebook of the server's root dir and wait until its kernel is idle."""
     page.set_default_timeout(60_000)
-    page.goto(f"{url}/lab/tree/{name}?reset&token={token}", wait_until="domcontentloaded")
+    response = page.goto(frontend.url(lab, name), wait_until="domcontentloaded")
+    # A 404 here for Notebook 7: its server extension is not enabled (`jupyter server extension list`).
+    assert response is not None and response.ok, (
+        f"{frontend.id}: the page of {name} answered {response and response.status}"
+    )
     page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
-    # The kernel is connected and idle before anything runs. The execution indicator alone reads
-    # "idle" too early (before a kernel exists); the status bar's kernel item reads
-    # "<kernel> | Idle" only once the kernel's websocket is up.
-    _dismiss_dialogs(page)
-    page.wait_for_function(KERNEL_READY_JS, timeout=120_000, polling=100)
+    # The kernel is connected and idle before anything runs (see the frontend's kernel_ready_js).
+    _dismiss_dialogs(page, frontend)
+    page.wait_for_function(frontend.kernel_ready_js, timeout=120_000, polling=100)
+    # Both frontends default to windowingMode "contentVisibility", which marks the notebook so:
+    # the user settings (browser.LAB_SETTINGS) did not reach this frontend.
+    assert page.locator(".jp-content-visibility-mode").count() == 0, f"{frontend.id}: the notebook is windowed"
 
 
 def _run_all(page: Any) -> None:
@@ -212,11 +271,11 @@ def _run_all(page: Any) -> None:
     )
 
 
-def _dismiss_dialogs(page: Any) -> None:
-    """Accept a "Select Kernel" dialog, should a JupyterLab ignore autoStartDefaultKernel."""
+def _dismiss_dialogs(page: Any, frontend: Frontend) -> None:
+    """Accept a "Select Kernel" dialog, should a frontend ignore autoStartDefaultKernel."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if page.evaluate(KERNEL_READY_JS):
+        if page.evaluate(frontend.kernel_ready_js):
             return
         dialog = page.locator(".jp-Dialog")
         if dialog.count():
@@ -225,8 +284,14 @@ def _dismiss_dialogs(page: Any) -> None:
         time.sleep(0.1)
 
 
-def _screenshot_cell(page: Any, cell: Any, path: Path) -> None:
-    """Write an element (a cell, or its output) to ``path``, SCREENSHOT_WIDTH wide."""
+def _screenshot_cell(page: Any, cell: Any, path: Path, *, showing: Any = None) -> None:
+    """Write an element (a cell, or its output) to ``path``, SCREENSHOT_WIDTH wide.
+
+    ``showing``: a part of a live widget that must be in the picture. A widget box re-creates
+    its children's views from the first one that changed whenever its children change
+    (ipywidgets' ViewList), and the new views fill in asynchronously: a part seen a moment ago
+    can be missing, leaving the element shorter, while the picture is taken. Then take it again.
+    """
     viewport = page.viewport_size
     width = cell.bounding_box()["width"]
     page.set_viewport_size(
@@ -239,7 +304,17 @@ def _screenshot_cell(page: Any, cell: Any, path: Path) -> None:
     )
     page.mouse.move(0, 0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    cell.screenshot(path=str(path), animations="disabled")
+    heights = []
+    for _attempt in range(5):
+        if showing is not None:
+            showing.wait_for(state="visible", timeout=10_000)
+        height = cell.bounding_box()["height"]
+        png = cell.screenshot(path=str(path), animations="disabled")
+        pictured = struct.unpack(">I", png[20:24])[0]  # the PNG header's height, in CSS pixels here
+        heights.append((round(height), pictured))
+        if showing is None or (abs(pictured - height) < 2 and showing.is_visible()):
+            return
+    raise AssertionError(f"{path.name}: the element kept changing (height shown, pictured): {heights}")
 
 
 # The notebook of the control test. Its first cell serves the scripted model: a turn that asks
@@ -285,13 +360,14 @@ ALL_DONE_JS = """() => {
 }"""
 
 
-def test_approve_and_stop_in_jupyterlab(tmp_path: Path) -> None:
+@FRONTENDS
+def test_approve_and_stop(tmp_path: Path, frontend: Frontend) -> None:
     """Approve a command with a mouse click and see its output; stop a slow turn."""
-    _require_browser()
+    _require_browser(frontend)
     root = Path(tempfile.mkdtemp(prefix="control-"))
     _write_notebook(root / CONTROL_NOTEBOOK, CONTROL_CELLS)
-    shot = Path(os.environ.get("CODEX_MAGIC_APPROVAL_SCREENSHOT") or tmp_path / "approval.png")
-    _in_jupyterlab(tmp_path, root, lambda page, lab: _run_control(page, lab.url, lab.token, root, shot))
+    shot = _screenshot_path(frontend, "CODEX_MAGIC_APPROVAL_SCREENSHOT", tmp_path / "approval.png")
+    _in_jupyterlab(tmp_path, root, lambda page, lab: _run_control(page, frontend, lab, root, shot))
 
 
 def _write_notebook(path: Path, sources: list[str]) -> None:
@@ -302,10 +378,10 @@ def _write_notebook(path: Path, sources: list[str]) -> None:
     path.write_text(json.dumps(notebook), encoding="utf-8")
 
 
-def _run_control(page: Any, url: str, token: str, root: Path, screenshot: Path) -> None:
+def _run_control(page: Any, frontend: Frontend, lab: Any, root: Path, screenshot: Path) -> None:
     timings: dict[str, float] = {}
     started = time.monotonic()
-    _open_notebook(page, url, token, CONTROL_NOTEBOOK)
+    _open_notebook(page, frontend, lab, CONTROL_NOTEBOOK)
     timings["open"] = time.monotonic() - started
     _run_all(page)
     cells = page.locator(".jp-Notebook .jp-CodeCell")
@@ -323,7 +399,7 @@ def _run_control(page: Any, url: str, token: str, root: Path, screenshot: Path) 
     assert not (root / "backup").exists(), "the command ran before the click"
     _assert_rendered(page)
     timings["asked"] = time.monotonic() - started - timings["open"]
-    _screenshot_cell(page, asking.locator(".jp-OutputArea"), screenshot)
+    _screenshot_cell(page, asking.locator(".jp-OutputArea"), screenshot, showing=approve)
 
     approve.click()  # Playwright's mouse: moves to the button, presses and releases
     _wait_text(widget, ["completed", "exit 0", "Backed up: backup/" + CONTROL_NOTEBOOK], timeout=60)
@@ -406,7 +482,7 @@ AGENT_DONE_JS = """([proposed]) => {
 
 def test_notebook_agent_in_jupyterlab(tmp_path: Path) -> None:
     """Approve Codex's run in the kernel, see the turn complete and the proposed cell below."""
-    _require_browser()
+    _require_browser(LAB)
     root = Path(tempfile.mkdtemp(prefix="agent-"))
     notebook = json.loads(AGENT_NOTEBOOK.read_text(encoding="utf-8"))
     allowing = [c for c in notebook["cells"] if "".join(c["source"]).startswith(AGENT_ALLOWS)]
@@ -415,10 +491,10 @@ def test_notebook_agent_in_jupyterlab(tmp_path: Path) -> None:
     (root / AGENT_NOTEBOOK.name).write_text(json.dumps(notebook), encoding="utf-8")
     shutil.copy(AGENT_NOTEBOOK.parent / "sales.csv", root / "sales.csv")
     shot = Path(os.environ.get("CODEX_MAGIC_SCREENSHOT_AGENT") or tmp_path / "notebook_agent.png")
-    _in_jupyterlab(tmp_path, root, lambda page, lab: _run_agent(page, lab.url, lab.token, shot))
+    _in_jupyterlab(tmp_path, root, lambda page, lab: _run_agent(page, lab, shot))
 
 
-def _run_agent(page: Any, url: str, token: str, screenshot: Path) -> None:
+def _run_agent(page: Any, lab: Any, screenshot: Path) -> None:
     import pandas as pd
 
     sales = pd.read_csv(AGENT_NOTEBOOK.parent / "sales.csv", thousands=",")
@@ -426,7 +502,7 @@ def _run_agent(page: Any, url: str, token: str, screenshot: Path) -> None:
     answer = f"Revenue peaked in {by_month.idxmax()} ({by_month.max():,})"
     timings: dict[str, float] = {}
     started = time.monotonic()
-    _open_notebook(page, url, token, AGENT_NOTEBOOK.name)
+    _open_notebook(page, LAB, lab, AGENT_NOTEBOOK.name)
     timings["open"] = time.monotonic() - started
     cells = page.locator(".jp-Notebook .jp-CodeCell")
     sources = [cells.nth(i).locator(".cm-content").inner_text() for i in range(cells.count())]

@@ -278,7 +278,7 @@ def test_table_covers_every_thread_item_kind_of_the_sdk() -> None:
 def test_generic_view_names_the_kind_and_fields() -> None:
     rendered = render_item({"type": "futureSearch", "id": "w1", "query": "codex docs"})
     assert rendered.text == "[futureSearch] query='codex docs'"
-    assert "<b>futureSearch</b>" in rendered.html
+    assert ">futureSearch</span> query=" in rendered.html
     assert rendered.markdown.startswith("**futureSearch** ")
 
 
@@ -347,7 +347,7 @@ def test_agent_message_running_cursor_and_commentary() -> None:
 )
 def test_command_badges(changes: dict[str, Any], running: bool, badge: str) -> None:
     rendered = render_item({**ITEMS["commandExecution"], **changes}, running=running)
-    assert f"{badge[:-1]} \u00b7 1.23 s]" in rendered.text
+    assert f"  {badge} \u00b7 1.23 s \u00b7 /work/ws" in rendered.text
     assert f">{esc(badge[1:-1])}</span>" in rendered.html
     assert f"`{badge[1:-1]}`" in rendered.markdown
 
@@ -355,7 +355,7 @@ def test_command_badges(changes: dict[str, Any], running: bool, badge: str) -> N
 def test_command_text_form() -> None:
     rendered = render_item(ITEMS["commandExecution"])
     # Shown as the model wrote it, without the shell Codex wraps it in.
-    assert rendered.text == "$ ls -1  [exit 0 \u00b7 1.23 s]\na.txt\nb.txt"
+    assert rendered.text == "$ ls -1  [exit 0] \u00b7 1.23 s \u00b7 /work/ws\na.txt\nb.txt"
     assert "/work/ws" in rendered.html
     assert "#1a7f37" in rendered.html  # green for exit 0
     assert "#cf222e" in render_item({**ITEMS["commandExecution"], "exitCode": 1}).html
@@ -409,12 +409,12 @@ def test_file_change_lists_each_file_with_kind_and_diff() -> None:
 
 def test_reasoning_shows_summary_parts_and_hides_when_empty() -> None:
     rendered = render_item(ITEMS["reasoning"])
-    assert rendered.text == "(thinking) Look first.\n\nThen act."
+    assert rendered.text == "[thinking]\nLook first.\n\nThen act."
     assert "<details>" in rendered.html  # collapsed: no open attribute
-    assert "thinking \u00b7 Look first. Then act.</summary>" in rendered.html
+    assert ">thinking</span> \u00b7 Look first. Then act.</summary>" in rendered.html
     assert "raw" not in rendered.text  # the raw content only stands in for a missing summary
     raw = render_item({"type": "reasoning", "id": "r", "summary": [], "content": ["raw"]})
-    assert raw.text == "(thinking (raw)) raw"
+    assert raw.text == "[thinking (raw)] raw"
     assert render_item({"type": "reasoning", "id": "r", "summary": ["", ""]}) == Rendered("", "", "")
     assert render_item({"type": "reasoning", "id": "r", "summary": [], "content": []}) == Rendered("", "", "")
 
@@ -550,7 +550,7 @@ def test_header_status_label(status: str, label: str) -> None:
     rendered = render_header(status=status, elapsed=0.0, info=TurnInfo())
     assert rendered.text.startswith(f"[codex] {label} \u00b7 ")
     assert f">{esc(label)}</b>" in rendered.html
-    assert rendered.markdown.startswith(f"**{label}** \u00b7 ")
+    assert rendered.markdown.startswith(f"**codex** **{label}** \u00b7 ")
 
 
 def test_header_shows_all_facts() -> None:
@@ -622,17 +622,17 @@ def test_header_counts_all_of_the_turns_requests() -> None:
 
 def test_header_retry_only_while_running_and_error_always() -> None:
     running = render_header(status="running", elapsed=1.0, info=TurnInfo(), retry="retrying: Reconnecting... 2/5")
-    assert running.text.endswith("\n  retrying: Reconnecting... 2/5")
+    assert running.text.endswith("\n! retrying: Reconnecting... 2/5")
     assert "retrying: Reconnecting... 2/5" in check_html(running.html)
     assert "retrying: Reconnecting... 2/5" in running.markdown
     done = render_header(status="completed", elapsed=1.0, info=TurnInfo(), retry="Reconnecting... 2/5")
     assert "Reconnecting" not in done.text and "Reconnecting" not in done.html
     assert "Reconnecting" not in done.markdown
     failed = render_header(status="failed", elapsed=1.0, info=TurnInfo(), error="HTTP 500")
-    assert failed.text.endswith("\n  error: HTTP 500")
+    assert failed.text.endswith("\nerror: HTTP 500")
     assert "error: HTTP 500" in check_html(failed.html)
     assert "border-left:3px solid #cf222e" in failed.html  # prominent, not just a line
-    assert "> **error:** HTTP 500" in failed.markdown
+    assert "> \u2716 **error**: HTTP 500" in failed.markdown
 
 
 # -- whole turns -----------------------------------------------------------------------
@@ -650,7 +650,7 @@ def test_render_turn_orders_header_items_notices() -> None:
     )
     lines = rendered.text.splitlines()
     assert lines[0].startswith("[codex] \u2714 completed")
-    order = [rendered.text.index(s) for s in ("(thinking)", "$ ls -1", "Here is the answer.", "! declined:")]
+    order = [rendered.text.index(s) for s in ("[thinking]", "$ ls -1", "Here is the answer.", "! declined:")]
     assert order == sorted(order)
     assert "list the files" not in rendered.text  # the user's prompt is hidden
     check_html(rendered.html)
@@ -664,7 +664,7 @@ def test_render_turn_marks_running_items() -> None:
         items=items, status="running", elapsed=0.5, info=TurnInfo(), running_ids=frozenset({"m1", "c1"})
     )
     assert "\u258d" in rendered.html
-    assert "[running \u00b7 1.23 s]" in rendered.text
+    assert "[running] \u00b7 1.23 s" in rendered.text
     finished = render_turn(items=items, status="running", elapsed=0.5, info=TurnInfo())
     assert "\u258d" not in finished.html
 

@@ -276,7 +276,7 @@ def test_commentary_is_dimmed_smaller_and_labelled() -> None:
     assert ">commentary</span>" in commentary.html and "font-size:12px" in commentary.html
     assert "jp-ui-font-color2" in commentary.html
     assert "commentary" not in final.html and final.html == no_phase.html
-    assert commentary.markdown == "*commentary*\n\n> Checking **files**"
+    assert commentary.markdown == "**commentary**\n\n> Checking **files**"
     assert final.markdown == "Checking **files**"
 
 
@@ -284,8 +284,8 @@ def test_unfinished_message_has_no_cursor() -> None:
     rendered = render(message("half a sen"), "unfinished")
     assert "\u258d" not in rendered.html
     assert ">unfinished</span>" in rendered.html
-    assert rendered.text == "half a sen [unfinished]"
-    assert rendered.markdown.endswith("*(unfinished)*")
+    assert rendered.text == "[unfinished]\nhalf a sen"
+    assert rendered.markdown.startswith("`unfinished`\n\n")
 
 
 def test_plan_item_is_a_plan_card_with_markdown() -> None:
@@ -310,8 +310,9 @@ def test_reasoning_is_collapsed_with_a_one_line_gist() -> None:
     assert "<details>" in rendered.html and "open" not in rendered.html
     gist = re.search(r"<summary[^>]*>(.*?)</summary>", rendered.html)
     assert gist is not None
-    assert gist.group(1).startswith("thinking \u00b7 Inspecting the repository layout")
-    assert len(gist.group(1)) < 120
+    shown = check_html(gist.group(1))
+    assert shown.startswith("thinking \u00b7 Inspecting the repository layout")
+    assert len(shown) < 120
     assert "secret raw" not in rendered.html + rendered.text + rendered.markdown
     assert "<strong>Inspecting the repository</strong>" in rendered.html
 
@@ -334,9 +335,7 @@ def test_command_card_shows_command_cwd_badge_duration() -> None:
     assert "$ ls -1" in shown and "/work/ws" in shown and "1.23 s" in shown
     assert "background:#1a7f37\">exit 0</span>" in rendered.html
     assert "background:#cf222e\">exit 1</span>" in render({**ITEMS["commandExecution"], "exitCode": 1}).html
-    assert rendered.markdown == (
-        "`exit 0` \u00b7 1.23 s \u00b7 `/work/ws`\n\n```console\n$ ls -1\na.txt\nb.txt\n```"
-    )
+    assert rendered.markdown == "`$ ls -1` \u00b7 `exit 0` \u00b7 1.23 s \u00b7 /work/ws\n\n```\na.txt\nb.txt\n```"
 
 
 def test_running_command_shows_only_the_last_lines() -> None:
@@ -405,9 +404,9 @@ def test_declined_and_failed_commands() -> None:
 
 def test_diff_lines_are_coloured() -> None:
     rendered = render(ITEMS["fileChange"])
-    assert f'<span style="{_render._ADD_BG}">+new</span>' in rendered.html
-    assert f'<span style="{_render._DEL_BG}">-old</span>' in rendered.html
-    assert f'<span style="{_render._HUNK}">@@ -1 +1 @@</span>' in rendered.html
+    assert f'<span style="{_html._ADD_BG}">+new</span>' in rendered.html
+    assert f'<span style="{_html._DEL_BG}">-old</span>' in rendered.html
+    assert f'<span style="{_html._HUNK}">@@ -1 +1 @@</span>' in rendered.html
     assert '<span style="color:#1a7f37">+1</span> <span style="color:#cf222e">\u22121</span>' in rendered.html
 
 
@@ -417,10 +416,10 @@ def test_move_add_delete() -> None:
     assert "move a.py \u2192 b.py" in moved.text
     added = render({"type": "fileChange", "id": "a", "status": "completed",
                     "changes": [{"path": "n.py", "kind": {"type": "add"}, "diff": "import os\nprint(1)\n"}]})  # fmt: skip
-    assert f'<span style="{_render._ADD_BG}">+import os</span>' in added.html  # content shown as added lines
+    assert f'<span style="{_html._ADD_BG}">+import os</span>' in added.html  # content shown as added lines
     deleted = render({"type": "fileChange", "id": "d", "status": "completed",
                       "changes": [{"path": "o.py", "kind": {"type": "delete"}, "diff": "gone\n"}]})  # fmt: skip
-    assert f'<span style="{_render._DEL_BG}">-gone</span>' in deleted.html and ">delete</span>" in deleted.html
+    assert f'<span style="{_html._DEL_BG}">-gone</span>' in deleted.html and ">delete</span>" in deleted.html
 
 
 def test_long_diff_is_capped_with_a_note() -> None:
@@ -454,10 +453,10 @@ def test_render_diff_is_collapsed_and_coloured() -> None:
     rendered = render_diff(TURN_DIFF)
     check_html(rendered.html)
     check_markdown(rendered.markdown)
-    assert "<details><summary" in rendered.html and "turn diff (2 files, +2 \u22121)</summary>" in rendered.html
-    assert f'<span style="{_render._HEAD}">--- a/x.py</span>' in rendered.html  # a header, not a removal
-    assert f'<span style="{_render._ADD_BG}">+&lt;script&gt;</span>' in rendered.html
-    assert rendered.text.startswith("[turn diff (2 files, +2 \u22121)]\ndiff --git")
+    assert "<details><summary" in rendered.html and ">turn diff</span> 2 files, +2 \u22121</summary>" in rendered.html
+    assert f'<span style="{_html._HEAD}">--- a/x.py</span>' in rendered.html  # a header, not a removal
+    assert f'<span style="{_html._ADD_BG}">+&lt;script&gt;</span>' in rendered.html
+    assert rendered.text.startswith("[turn diff] 2 files, +2 \u22121\ndiff --git")
     assert "```diff\ndiff --git a/x.py" in rendered.markdown
     assert render_diff("") == Rendered("", "", "") and render_diff("  \n") == Rendered("", "", "")
 
@@ -468,7 +467,7 @@ def test_render_diff_is_bounded() -> None:
     rendered = render_diff(diff)
     check_html(rendered.html)
     assert size(rendered.html) <= 60 * 1024
-    assert "turn diff (2,000 files, +2,000 \u22122,000)</summary>" in rendered.html
+    assert ">turn diff</span> 2,000 files, +2,000 \u22122,000</summary>" in rendered.html
 
 
 # -- plans --------------------------------------------------------------------------------------------
@@ -492,7 +491,7 @@ def test_render_plan_is_a_checklist() -> None:
     assert "<div>\u2610 Run tests</div>" in rendered.html
     assert "Fix the &lt;b&gt;bug&lt;/b&gt;" in rendered.html and ">1/3</span>" in rendered.html
     assert rendered.text.split("\n") == [
-        "[plan] 1/3", "  Fix the <b>bug</b>", "  \u2611 Read the code", "  \u25d0 Write the *fix*", "  \u2610 Run tests",
+        "[plan] 1/3", "Fix the <b>bug</b>", "  \u2611 Read the code", "  \u25d0 Write the *fix*", "  \u2610 Run tests",
     ]  # fmt: skip
     assert rendered.markdown.endswith("- [x] Read the code\n- [ ] **Write the \\*fix\\*** *(in progress)*\n- [ ] Run tests")
 
@@ -514,7 +513,7 @@ def test_mcp_call_shows_call_result_and_duration() -> None:
     rendered = render(ITEMS["mcpToolCall"])
     shown = check_html(rendered.html)
     assert 'docs.search({"q": "pandas"})' in shown and "found" in shown and "12 ms" in shown
-    assert rendered.text == '\u2192 docs.search({"q": "pandas"})  [completed] \u00b7 12 ms\nfound'
+    assert rendered.text == '[MCP tool] docs.search({"q": "pandas"})  [completed] \u00b7 12 ms\nfound'
 
 
 def test_mcp_arguments_are_truncated() -> None:
@@ -525,8 +524,8 @@ def test_mcp_arguments_are_truncated() -> None:
 
 def test_mcp_error_is_red() -> None:
     rendered = render(MCP_FAILED)
-    assert 'color:#cf222e;white-space:pre-wrap">\u2716 boom</div>' in rendered.html
-    assert "error: boom" in rendered.text and "> **error:** boom" in rendered.markdown
+    assert "border-left:3px solid #cf222e" in rendered.html and "\u2716 error: boom" in check_html(rendered.html)
+    assert "error: boom" in rendered.text and "> \u2716 **error**: boom" in rendered.markdown
 
 
 def test_mcp_images_inline_only_when_valid() -> None:
@@ -652,7 +651,7 @@ def test_image_generation_sniffs_the_type() -> None:
 
 def test_image_generation_failure() -> None:
     rendered = render(GEN_FAILED)
-    assert "\u2716 usageLimitExceeded (limit x)" in rendered.html and "<img" not in rendered.html
+    assert "\u2716 failed: usageLimitExceeded (limit x)" in check_html(rendered.html) and "<img" not in rendered.html
     assert "failed: usageLimitExceeded (limit x)" in rendered.text
 
 
@@ -673,10 +672,11 @@ def test_small_kinds() -> None:
     assert render(ITEMS["sleep"], "running").text == "[sleep] waiting 1.5 s"
     assert render({**ITEMS["sleep"], "durationMs": 30_000}).text == "[sleep] waited 30 s"
     hook = render(ITEMS["hookPrompt"])
-    assert "<details><summary" in hook.html and "hook prompt \u00b7 hook says hi" in hook.html
+    assert "<details><summary" in hook.html and "hook prompt \u00b7 hook says hi" in check_html(hook.html)
     output = render({**ITEMS["functionCallOutput"], "output": [{"type": "input_text", "text": "t1"},
                      {"type": "input_image", "image_url": PNG_URL}]})  # fmt: skip
-    assert "<details><summary" in output.html and "output of ns.lookup" in output.html and "<img" in output.html
+    assert "<details><summary" in output.html and "function output ns.lookup" in check_html(output.html)
+    assert "<img" in output.html
     assert render(ITEMS["userMessage"]) == Rendered("", "", "")
 
 
@@ -745,7 +745,7 @@ def test_render_turn_with_plan_diff_and_unfinished_items() -> None:
         status = "interrupted" if rendered is ended else "running"
         order = [rendered.html.index(s) for s in (status, "Read the code", "ls -1", "Half", "turn diff")]
         assert order == sorted(order)
-        md_order = [rendered.markdown.index(s) for s in ("**plan**", "```console", "Half", "turn diff")]
+        md_order = [rendered.markdown.index(s) for s in ("**plan**", "`$ ls -1`", "Half", "turn diff")]
         assert md_order == sorted(md_order)
     assert "\u258d" in running.html and ">unfinished</span>" not in running.html
     assert "\u258d" not in ended.html and ended.html.count(">unfinished</span>") == 2

@@ -87,6 +87,27 @@ def test_a_completed_item_is_shown_sooner_than_the_throttle_allows() -> None:
     pump.join(5)
 
 
+def test_the_first_text_of_a_message_is_shown_at_once() -> None:
+    notifications = [
+        _other("item/started", {"item": {"id": "m", "type": "agentMessage", "text": ""}}),
+        _delta("First"),
+        _delta(" words"),
+    ]
+    run = TurnRun(None, "prompt", TurnSettings(cwd=".", sandbox="read-only"), lambda: None)  # type: ignore[arg-type]
+    run.handle = _Started(notifications)  # type: ignore[assignment]
+    run._last_render = 100.0
+    run._pump()
+    run._drain()
+    # The message's first text: no wait for the throttle (it was MIN_INTERVAL, 150 ms measured).
+    assert run._next_render() == 100.0
+    run._rendered_version, run._rendered_first_texts = run.transcript.version, run.transcript.first_texts
+    run._last_render = 200.0
+    run.handle = _Started([_delta(" more")])  # type: ignore[assignment]
+    run._pump()
+    run._drain()
+    assert run._next_render() == 200.0 + MIN_INTERVAL  # later text keeps to the pace
+
+
 class _Session:
     """Records the order of what the runner does; ``fail`` makes turn/start raise."""
 

@@ -109,7 +109,7 @@ def test_a_message_that_never_streamed_is_printed_when_it_completes() -> None:
 
 def test_commentary_is_labelled_and_the_answer_is_not() -> None:
     feed = Feed().start("m1", "agentMessage", text="", phase="commentary").delta("m1", "Looking first.")
-    assert feed.update() == "(commentary) Looking first."
+    assert feed.update() == "[commentary] Looking first."
     feed.complete("m1", "agentMessage", text="Looking first.", phase="commentary")
     feed.start("m2", "agentMessage", text="", phase="final_answer").delta("m2", "The answer.")
     assert feed.update() == "\nThe answer."
@@ -139,7 +139,7 @@ def test_reasoning_file_changes_and_other_items_print_when_complete() -> None:
     "name, expected",
     [
         ("streamed_message.json", "Hello from the scripted model"),
-        ("command.json", "alpha\n  beta\n  gamma\n  [exit 0"),
+        ("command.json", "alpha\n  beta\n  gamma\n  [exit 0]"),
     ],
 )
 def test_recorded_turns_replayed_with_an_update_after_every_notification(name: str, expected: str) -> None:
@@ -160,7 +160,7 @@ def test_command_line_then_streamed_output_then_exit() -> None:
     assert feed.output("c1", "compiling\nlink").update() == "  compiling\n  link"
     assert feed.output("c1", "ing\n").update() == "ing\n"
     feed.complete("c1", "commandExecution", **done("compiling\nlinking\n"))
-    assert feed.update() == "  [exit 0 · 120 ms]\n"
+    assert feed.update() == "  [exit 0] · 120 ms\n"
 
 
 def test_command_line_and_badge_are_the_widgets() -> None:
@@ -168,9 +168,9 @@ def test_command_line_and_badge_are_the_widgets() -> None:
     feed = Feed().start("c1", "commandExecution", **command(wrapped))
     assert feed.update() == "$ printf \"%s\\n\" hi\n"  # unwrapped from the shell, as the widget shows it
     feed.complete("c1", "commandExecution", **{**done("hi\n", cmd=wrapped), "durationMs": 4})
-    assert feed.update() == "  hi\n  [exit 0 \u00b7 4 ms]\n"
+    assert feed.update() == "  hi\n  [exit 0] \u00b7 4 ms\n"
     widget = render_item(feed.transcript.items["c1"].view()).text.split("\n")[0]
-    assert widget == "$ printf \"%s\\n\" hi  [exit 0 \u00b7 4 ms]"
+    assert widget == "$ printf \"%s\\n\" hi  [exit 0] \u00b7 4 ms"
     assert feed.text.split("\n")[0] + "  " + feed.text.split("\n")[2].strip() == widget
 
 
@@ -181,14 +181,14 @@ def test_output_before_item_started_is_printed_when_the_command_completes() -> N
     feed.output("c1", "lost\n").start("c1", "commandExecution", **command())
     assert feed.update() == "$ make\n"
     feed.complete("c1", "commandExecution", **done("alpha\nbeta\n"))
-    assert feed.update() == "  alpha\n  beta\n  [exit 0 · 120 ms]\n"
+    assert feed.update() == "  alpha\n  beta\n  [exit 0] · 120 ms\n"
 
 
 def test_completed_output_that_extends_the_streamed_output_adds_only_the_rest() -> None:
     feed = Feed().start("c1", "commandExecution", **command()).output("c1", "one\n")
     feed.update()
     feed.output("c1", "two\n").complete("c1", "commandExecution", **done("one\ntwo\nthree\n"))
-    assert feed.update() == "  two\n  three\n  [exit 0 · 120 ms]\n"
+    assert feed.update() == "  two\n  three\n  [exit 0] · 120 ms\n"
     assert feed.text.count("one") == 1
 
 
@@ -201,7 +201,7 @@ def test_completed_output_that_does_not_start_with_the_streamed_output_is_shown_
         "  (the complete output; it began before the command was reported)",
         "  alpha",
         "  beta",
-        "  [exit 0 · 120 ms]",
+        "  [exit 0] · 120 ms",
     ]
 
 
@@ -217,7 +217,7 @@ def test_output_is_capped_per_command() -> None:
     assert printed[1 : limit + 1] == [f"  {n}" for n in range(1, limit + 1)]
     assert printed[limit + 1 :] == [
         f"  … {100_000 - limit} more lines (full output in _codex_result.items)",
-        "  [exit 0 · 120 ms]",
+        "  [exit 0] · 120 ms",
     ]
 
 
@@ -237,7 +237,7 @@ def test_a_flood_between_refreshes_waits_for_the_complete_output() -> None:
     assert printed[:limit] == ["  " + line[:-1]] * limit
     assert printed[limit:] == [
         f"  … {flood.count(chr(10)) + 1 - limit} more lines (full output in _codex_result.items)",
-        "  [exit 0 · 120 ms]",
+        "  [exit 0] · 120 ms",
     ]
 
 
@@ -246,7 +246,7 @@ def test_a_capped_command_still_running_at_the_end_says_so() -> None:
     feed.output("c1", "y\n" * (_terminal.MAX_OUTPUT_LINES + 5)).update()
     feed.transcript.abandon(INTERRUPTED, "interrupted by the user")
     end = feed.finish().splitlines()
-    assert end[:2] == ["  … later output not shown", "  [unfinished]"]
+    assert end[:2] == ["  … later output not shown", "  [unfinished] · /w"]
     assert feed.text.count("y\n") == _terminal.MAX_OUTPUT_LINES
 
 
@@ -263,7 +263,7 @@ def test_failed_and_declined_commands() -> None:
     feed = Feed().start("c1", "commandExecution", **command(cmd="false"))
     feed.complete("c1", "commandExecution", **done("", code=1, cmd="false"))
     feed.complete("c2", "commandExecution", command="touch /x", status="declined")
-    assert feed.update() == "$ false\n  [exit 1 · 120 ms]\n$ touch /x\n  [declined]\n"
+    assert feed.update() == "$ false\n  [exit 1] · 120 ms\n$ touch /x\n  [declined]\n"
 
 
 # -- interleaving, the end, notices ---------------------------------------------------
@@ -279,7 +279,7 @@ def test_interleaved_message_and_command_stay_on_separate_labelled_lines() -> No
     assert feed.delta("m1", "report.").update() == "(continued) report."
     feed.complete("c1", "commandExecution", **done("step 1\nstep 2\n"))
     feed.complete("m1", "agentMessage", text="I will build and then report.")
-    assert feed.update() == "\n  ($ make, continued)\n  [exit 0 · 120 ms]\n"
+    assert feed.update() == "\n  ($ make, continued)\n  [exit 0] · 120 ms\n"
     assert feed.end().finish().startswith("[codex] ✔ completed")
 
 
@@ -292,9 +292,9 @@ def test_items_in_flight_are_closed_as_unfinished() -> None:
     feed.transcript.abandon(INTERRUPTED, "interrupted by the user")
     end = feed.finish().splitlines()
     assert end[0] == "(continued) [unfinished]"
-    assert end[1:3] == ["  ($ sleep 100, continued)", "  [unfinished]"]
+    assert end[1:3] == ["  ($ sleep 100, continued)", "  [unfinished] · /w"]
     assert end[3] == "! interrupt: interrupted by the user"
-    assert end[4].startswith("[codex] ■ interrupted") and end[5:] == ["  error: interrupted by the user"]
+    assert end[4].startswith("[codex] ■ interrupted") and end[5:] == ["error: interrupted by the user"]
     assert feed.text.startswith("half a sent\n$ sleep 100\n  waiting\n")
 
 
@@ -345,7 +345,7 @@ def test_no_ansi_unless_the_stream_is_a_tty(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setitem(sys.modules, "IPython", SimpleNamespace(get_ipython=lambda: None))
     assert "\x1b[" not in _coloured_turn(io.StringIO())
     coloured = _coloured_turn(Tty())
-    assert "\x1b[1m$ make\x1b[0m\n" in coloured and "\x1b[31m  [exit 2 · 120 ms]\x1b[0m" in coloured
+    assert "\x1b[1m$ make\x1b[0m\n" in coloured and "\x1b[31m  [exit 2] · 120 ms\x1b[0m" in coloured
     assert "  out\n" in coloured  # the command's own output is left as it is
 
 
@@ -446,7 +446,7 @@ def test_terminal_ipython_streams_a_turn_and_survives_ctrl_c(offline: Offline, t
 
         cell("%%codex", "Print two lines.")
         child.expect(r"\$ [^\r\n]*printf")
-        child.expect(r"\r\n  alpha\r\n  beta\r\n  \[exit 0 · ")
+        child.expect(r"\r\n  alpha\r\n  beta\r\n  \[exit 0\] · ")
         child.expect_exact("Both lines are there.")
         child.expect(r"\[codex\] \S+ completed")
         next_prompt()
