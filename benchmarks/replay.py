@@ -54,7 +54,11 @@ def main() -> int:
     print(f"{'what':<46}{'live':>9}{'replayed':>10}{'ratio':>8}")
     rows = [
         ("first %%codex cell of a fresh kernel", live[0], replayed[0]),
-        (f"later %%codex cell (median of {args.cells - 1})", statistics.median(live[1:]), statistics.median(replayed[1:])),
+        (
+            f"later %%codex cell (median of {args.cells - 1})",
+            statistics.median(live[1:]),
+            statistics.median(replayed[1:]),
+        ),
     ]
     for label, a, b in rows:
         print(f"{label:<46}{a:>9.3f}{b:>10.3f}{b / a:>7.2f}x")

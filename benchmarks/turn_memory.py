@@ -67,8 +67,10 @@ def main() -> int:
     print(f"{'after':<16}{'widget models':>15}{'kernel RSS MiB':>16}")
     print(f"{'turn 1':<16}{first[0]:>15}{first[1] / 1024:>16.1f}")
     print(f"{f'turn {args.turns}':<16}{last[0]:>15}{last[1] / 1024:>16.1f}")
-    print(f"per turn: {(last[0] - first[0]) / max(args.turns - 1, 1):.2f} widget models, "
-          f"{(last[1] - first[1]) / max(args.turns - 1, 1):.1f} KiB")
+    print(
+        f"per turn: {(last[0] - first[0]) / max(args.turns - 1, 1):.2f} widget models, "
+        f"{(last[1] - first[1]) / max(args.turns - 1, 1):.1f} KiB"
+    )
     return 0
 
 

@@ -20,7 +20,6 @@ from ._errors import (
     TurnFailedError,
     TurnInterruptedError,
 )
-
 from ._provenance import provenance
 
 if TYPE_CHECKING:

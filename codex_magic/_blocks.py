@@ -13,6 +13,7 @@ the colour of an item kind); each writer maps them to its colours.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ._text import _cut
@@ -294,12 +295,12 @@ def _block_text(block: Block) -> str:
     raise TypeError(f"not a block: {type(block).__name__}")
 
 
-def to_text(blocks: tuple[Block, ...] | list[Block]) -> str:
+def to_text(blocks: Sequence[Block]) -> str:
     """Blocks as plain text, one block after another on its own lines."""
     return "\n".join(text for text in map(_block_text, blocks) if text)
 
 
-def find_title(blocks: tuple[Block, ...] | list[Block]) -> Title | None:
+def find_title(blocks: Sequence[Block]) -> Title | None:
     """The first title in ``blocks``, looking into cards and folds."""
     for block in blocks:
         if isinstance(block, Title):

@@ -186,7 +186,9 @@ def _find_thread(session: Any, ref: str | None, cwd: str) -> str:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise UsageError(f"%codex resume: no thread {_one_line(ref)!r}: %codex threads --all lists them with their ids.")
+        raise UsageError(
+            f"%codex resume: no thread {_one_line(ref)!r}: %codex threads --all lists them with their ids."
+        )
     raise UsageError(
         f"%codex resume: {_one_line(ref)!r} names {len(found)} threads: pass more of the id (%codex threads --all)."
     )
@@ -340,7 +342,9 @@ def _window(name: str, window: Any) -> str | None:
 def _rate_limits(status: Any) -> str:
     snapshot = status.rate_limits.rate_limits if status.rate_limits is not None else None
     if snapshot is None:
-        return f"not reported ({_clip(status.rate_limits_missing, 80)})" if status.rate_limits_missing else "not reported"
+        return (
+            f"not reported ({_clip(status.rate_limits_missing, 80)})" if status.rate_limits_missing else "not reported"
+        )
     parts = [_window("primary", snapshot.primary), _window("secondary", snapshot.secondary)]
     return "; ".join(part for part in parts if part) or "not reported"
 
@@ -496,10 +500,20 @@ def _source(magic: Any, name: str) -> str:
     return "default" if getattr(magic, name) == magic.trait_defaults(name) else "set in code"
 
 
-_CODEX_KEYS = ("model", "model_provider", "model_reasoning_effort", "sandbox_mode", "approval_policy", "approvals_reviewer")
+_CODEX_KEYS = (
+    "model",
+    "model_provider",
+    "model_reasoning_effort",
+    "sandbox_mode",
+    "approval_policy",
+    "approvals_reviewer",
+)
 # Settings codex_magic sends with every thread and turn, over Codex's own.
-_SENT_INSTEAD = {"sandbox_mode": "CodexMagic.sandbox", "approval_policy": "CodexMagic.approval",
-                 "approvals_reviewer": "CodexMagic.approval"}
+_SENT_INSTEAD = {
+    "sandbox_mode": "CodexMagic.sandbox",
+    "approval_policy": "CodexMagic.approval",
+    "approvals_reviewer": "CodexMagic.approval",
+}
 
 
 def _origin(origins: dict[str, Any], key: str) -> str:
@@ -587,7 +601,7 @@ def result_from_turn(turn: Any, thread: Any) -> Any:
     )
 
 
-class History(list):  # type: ignore[type-arg]
+class History(list):
     """The thread's turns as ``RunResult``s; displays as their transcripts, one after another."""
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
@@ -710,7 +724,9 @@ def _guarded(command: str, call: Callable[[], Any]) -> Any:
             # The app-server died since the last call: forget it; the retry starts a new one.
             how, _ = _session.get_session().lose()
             if attempt:
-                raise AppServerError(f"%codex {command}: lost the codex app-server ({how}): {_clip(str(error), 200)}") from None
+                raise AppServerError(
+                    f"%codex {command}: lost the codex app-server ({how}): {_clip(str(error), 200)}"
+                ) from None
         except _session.NoThread:
             raise UsageError(f"%codex {command}: no thread yet: the first %%codex cell starts one.") from None
         except CodexError as error:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ._provenance import KEY as PROVENANCE_KEY
 
@@ -170,7 +171,9 @@ def _output(shell: Any, recorder: OutputRecorder | None, number: int) -> tuple[i
     if number == 0:
         shown = [n for n in list(recorded) + list(results) if n < current and (n in results or _has(recorded[n]))]
         if not shown:
-            raise ValueError("no cell before this one has shown an output yet: run one, or name it with --with-output N")
+            raise ValueError(
+                "no cell before this one has shown an output yet: run one, or name it with --with-output N"
+            )
         number = max(shown)
     output = Output()
     if number in recorded:

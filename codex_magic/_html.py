@@ -15,6 +15,7 @@ import base64
 import binascii
 import html
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 
 from ._blocks import (
@@ -79,8 +80,7 @@ _DIM = "color:var(--jp-ui-font-color2,#57606a)"
 _SMALL = "font-size:11px"
 _CODE = "font-family:var(--jp-code-font-family,monospace);font-size:12px;white-space:pre-wrap;word-break:break-word"
 _BADGE = (
-    "display:inline-block;padding:0 6px;border-radius:8px;color:#fff;font-size:11px;"
-    "font-weight:600;line-height:16px"
+    "display:inline-block;padding:0 6px;border-radius:8px;color:#fff;font-size:11px;font-weight:600;line-height:16px"
 )
 _IMG = "max-width:100%;max-height:480px;display:block;margin:2px 0"
 _ADD_BG = "background:rgba(46,160,67,0.18)"
@@ -245,10 +245,7 @@ def _link(url: object, label: str | None = None) -> str:
     text = label if label is not None else _s(url)
     if safe is None:
         return f'<code style="{_CODE}">{esc(_cut(text, _FIELD_BYTES))}</code>'
-    return (
-        f'<a href="{esc(safe)}" target="_blank" rel="noopener noreferrer">'
-        f"{esc(_cut(text, _FIELD_BYTES))}</a>"
-    )
+    return f'<a href="{esc(safe)}" target="_blank" rel="noopener noreferrer">{esc(_cut(text, _FIELD_BYTES))}</a>'
 
 
 # -- pieces every card uses -----------------------------------------------------------------------
@@ -429,8 +426,7 @@ def _file_head(file: DiffFile) -> str:
     counts = ""
     if file.added or file.removed:
         counts = (
-            f'<span style="color:{_OK}">+{file.added}</span> '
-            f'<span style="color:{_ERR}">\u2212{file.removed}</span>'
+            f'<span style="color:{_OK}">+{file.added}</span> <span style="color:{_ERR}">\u2212{file.removed}</span>'
         )
     return (
         f'<div style="margin-top:3px">{_badge(file.label, _colour(_FILE_TONE.get(file.label, "muted")))} '
@@ -519,7 +515,7 @@ def _block(block: Block) -> str:
     raise TypeError(f"not a block: {type(block).__name__}")
 
 
-def to_html(blocks: tuple[Block, ...] | list[Block]) -> str:
+def to_html(blocks: Sequence[Block]) -> str:
     """Blocks as HTML: every text escaped here, every part bounded as the blocks are."""
     return "".join(map(_block, blocks))
 

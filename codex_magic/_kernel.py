@@ -13,8 +13,16 @@ import signal
 import threading
 from typing import Any
 
-from ._kernel_tools import READ_ONLY, TOOL_NAMES, ToolReply, check_arguments, inspect_variable
-from ._kernel_tools import list_variables, recent_cells, run_python
+from ._kernel_tools import (
+    READ_ONLY,
+    TOOL_NAMES,
+    ToolReply,
+    check_arguments,
+    inspect_variable,
+    list_variables,
+    recent_cells,
+    run_python,
+)
 
 PROPOSAL_HEADER = "# proposed by Codex"
 

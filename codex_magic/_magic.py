@@ -32,6 +32,8 @@ from ._requests import APPROVAL_POLICIES, HEADLESS_POLICIES, KERNEL_RUN_POLICIES
 from ._text import plain
 
 if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
     from ._context import OutputRecorder
     from ._schema import OutputSchema
 
@@ -225,18 +227,14 @@ def _check_text(name: str, value: str | None) -> str | None:
 class CodexMagic(Magics, Configurable):
     """Run OpenAI's Codex agent from a notebook cell; kernel-wide defaults are configurable."""
 
-    model = Unicode(None, allow_none=True, help="Model for every turn (default: Codex's config).").tag(
+    shell: InteractiveShell  # always made with one (load_ipython_extension); Magics allows None
+
+    model = Unicode(None, allow_none=True, help="Model for every turn (default: Codex's config).").tag(config=True)
+    effort = Enum(EFFORTS, None, allow_none=True, help="Reasoning effort for every turn.").tag(config=True)
+    sandbox = Enum(SANDBOXES, "workspace-write", help="Sandbox for the commands Codex runs.").tag(config=True)
+    cwd = Unicode(None, allow_none=True, help="Working directory for Codex (default: the kernel's, per cell).").tag(
         config=True
     )
-    effort = Enum(EFFORTS, None, allow_none=True, help="Reasoning effort for every turn.").tag(
-        config=True
-    )
-    sandbox = Enum(SANDBOXES, "workspace-write", help="Sandbox for the commands Codex runs.").tag(
-        config=True
-    )
-    cwd = Unicode(
-        None, allow_none=True, help="Working directory for Codex (default: the kernel's, per cell)."
-    ).tag(config=True)
     timeout = CFloat(0.0, help="Seconds after which a turn is interrupted (0: no limit).").tag(config=True)
     retry_timeout = CFloat(
         120.0, help="Seconds a turn may keep retrying without progress before it is interrupted (0: no limit)."
@@ -252,9 +250,9 @@ class CodexMagic(Magics, Configurable):
     kernel_run_timeout = CFloat(
         60.0, help="Seconds a run of Codex's code in the kernel may take before it is interrupted (0: no limit)."
     ).tag(config=True)
-    instructions = Unicode(
-        "", help="Developer instructions added to every new thread (after the built-in ones)."
-    ).tag(config=True)
+    instructions = Unicode("", help="Developer instructions added to every new thread (after the built-in ones).").tag(
+        config=True
+    )
     builtin_instructions = Bool(
         True,
         help="Start threads with the built-in instructions (that Codex works in a live kernel, with its tools); "
@@ -291,9 +289,7 @@ class CodexMagic(Magics, Configurable):
     approval_timeout = CFloat(
         600.0, help="Seconds an approval request waits for a click before it is declined (0: no limit)."
     ).tag(config=True)
-    startup_timeout = CFloat(30.0, help="Seconds the codex app-server may take to start.").tag(
-        config=True
-    )
+    startup_timeout = CFloat(30.0, help="Seconds the codex app-server may take to start.").tag(config=True)
 
     @validate("timeout", "retry_timeout", "stall_timeout", "approval_timeout", "kernel_run_timeout")
     def _valid_seconds(self, proposal: Any) -> float:
@@ -364,13 +360,13 @@ class CodexMagic(Magics, Configurable):
         "only: replay, fail without a recording (see CodexMagic.replay).",
     )
     @argument("--new", action="store_true", help="Start a new thread before this turn.")
-    @argument(
-        "--out", metavar="NAME", help=f"Also store the result under this name (it is always in {RESULT_NAME})."
-    )
+    @argument("--out", metavar="NAME", help=f"Also store the result under this name (it is always in {RESULT_NAME}).")
     @argument(
         "--timeout", type=_seconds, metavar="SECONDS", help="Interrupt the turn after this many seconds (0: no limit)."
     )
-    @cell_magic("codex")
+    # IPython types a named magic decorator as returning ``_F | Callable[[_F], _F]`` with _F
+    # unsolved, which mypy cannot apply (the method is typed Any after it).
+    @cell_magic("codex")  # type: ignore[arg-type]
     def codex_cell(self, line: str, cell: str) -> None:
         """Send the cell's text to Codex; the next %%codex cell continues the same thread.
 
@@ -594,7 +590,9 @@ class CodexMagic(Magics, Configurable):
             )
         from ._result import replayed
 
-        where = os.path.relpath(recording.path) if not os.path.relpath(recording.path).startswith("..") else recording.path
+        where = (
+            os.path.relpath(recording.path) if not os.path.relpath(recording.path).startswith("..") else recording.path
+        )
         result = replayed(
             recording.result,
             recording.items,
@@ -646,7 +644,9 @@ class CodexMagic(Magics, Configurable):
         source, error = self._last_error
         lines = traceback.format_exception(type(error), error, error.__traceback__)
         # Drop IPython's own frames above the cell's code.
-        cut = next((i for i, l in enumerate(lines) if "interactiveshell.py" not in l and l.startswith("  File")), 1)
+        cut = next(
+            (i for i, line in enumerate(lines) if "interactiveshell.py" not in line and line.startswith("  File")), 1
+        )
         trace = plain("".join(lines[:1] + lines[cut:]))
         ask = text.strip() or "This cell raised the exception below. Find the cause and fix it."
         return f"{ask}\n\nThe cell:\n```python\n{source.strip()}\n```\n\nIts exception:\n```\n{trace.strip()}\n```"
@@ -694,8 +694,7 @@ class CodexMagic(Magics, Configurable):
                 else:
                     shell_config[type(self).__name__] = section
                 raise UsageError(
-                    f"%config {_one_line(line.strip())}: {_one_line(str(self._config_error))} "
-                    "The setting is unchanged."
+                    f"%config {_one_line(line.strip())}: {_one_line(str(self._config_error))} The setting is unchanged."
                 )
             return value
 
@@ -704,7 +703,7 @@ class CodexMagic(Magics, Configurable):
 
     # -- %codex -----------------------------------------------------------------------
 
-    @line_magic("codex")
+    @line_magic("codex")  # type: ignore[arg-type]  # as @cell_magic("codex") above
     @_commands.documented
     def codex_line(self, line: str) -> Any:
         """Manage the kernel's Codex thread, account and app-server: ``%codex COMMAND [options]``.

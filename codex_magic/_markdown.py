@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ._blocks import (
     Block,
@@ -218,7 +219,7 @@ def next_cut(text: str, start: int = 0, size: int = PIECE_CHARS) -> int | None:
         stripped = line.lstrip(" ")
         indent = len(line) - len(stripped)
         blank = not stripped.strip(" \t")
-        if indent > 3 or not stripped[:3] in ("```", "~~~"):
+        if indent > 3 or stripped[:3] not in ("```", "~~~"):
             continue
         if fence is not None:
             char, count = fence
@@ -499,6 +500,6 @@ def _block_md(block: Block, quoted: bool) -> str:
     raise TypeError(f"not a block: {type(block).__name__}")
 
 
-def to_markdown(blocks: tuple[Block, ...] | list[Block], *, quoted: bool = False) -> str:
+def to_markdown(blocks: Sequence[Block], *, quoted: bool = False) -> str:
     """Blocks as GitHub-flavoured Markdown in which nothing is raw HTML; ``quoted`` sets model text apart."""
     return "\n\n".join(md for md in (_block_md(block, quoted) for block in blocks) if md)

@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from ._render import Rendered, TurnInfo, render_header, render_item, render_turn
 from ._transcript import ItemState, Transcript
 
-IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
 IMAGE_MAX_BYTES = 2 * 1024 * 1024
 
 
@@ -74,9 +81,7 @@ def header(transcript: Transcript) -> Rendered:
     return render_header(**_header_facts(facts_of(transcript)), retry=transcript.waiting)
 
 
-def render_facts(
-    facts: TurnFacts, items: list[dict[str, Any]], rendered: Sequence[Rendered | None] = ()
-) -> Rendered:
+def render_facts(facts: TurnFacts, items: list[dict[str, Any]], rendered: Sequence[Rendered | None] = ()) -> Rendered:
     """The whole turn from its facts and its items' wire dicts (``rendered``: items already rendered)."""
     return render_turn(
         **_header_facts(facts),

@@ -87,9 +87,7 @@ def missing_items(
     return missing
 
 
-def command_items_from_raw(
-    raw_items: Iterable[Mapping[str, Any]], *, cwd: str
-) -> list[dict[str, Any]]:
+def command_items_from_raw(raw_items: Iterable[Mapping[str, Any]], *, cwd: str) -> list[dict[str, Any]]:
     """Rebuild commandExecution items from a turn's raw Responses items.
 
     ``raw_items`` are the ``item`` fields of ``rawResponseItem/completed``
@@ -114,15 +112,10 @@ def command_items_from_raw(
             calls[call_id] = dict(raw)
         elif kind == "function_call_output":
             outputs[call_id] = raw.get("output")
-    return [
-        _command_item(call_id, calls[call_id], outputs.get(call_id), cwd)
-        for call_id in order
-    ]
+    return [_command_item(call_id, calls[call_id], outputs.get(call_id), cwd) for call_id in order]
 
 
-def _command_item(
-    call_id: str, call: Mapping[str, Any], output: Any, cwd: str
-) -> dict[str, Any]:
+def _command_item(call_id: str, call: Mapping[str, Any], output: Any, cwd: str) -> dict[str, Any]:
     args = _arguments(call.get("arguments"))
     command = args.get("cmd", args.get("command", ""))
     if isinstance(command, list):
@@ -180,9 +173,7 @@ def _output_text(output: Any) -> str:
     if isinstance(output, str):
         return output
     if isinstance(output, list):  # content items: keep the text parts
-        return "".join(
-            str(part.get("text", "")) for part in output if isinstance(part, Mapping)
-        )
+        return "".join(str(part.get("text", "")) for part in output if isinstance(part, Mapping))
     if isinstance(output, Mapping):  # {"content": ..., "success": ...} form
         return _output_text(output.get("content", ""))
     return json.dumps(output)

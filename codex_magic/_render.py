@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 # Re-exported: other modules and the tests import these from here. The image size
 # check reads ``_html.MAX_IMAGE_CHARS``, so that is the one to change or patch.
@@ -506,8 +507,16 @@ def _dynamic_output(items: list[Any]) -> _ToolOutput:
 
 
 def _tool_call(
-    *, name: str, arguments: object, state: Badge | None, duration: object,
-    output: _ToolOutput, error: str, mode: str, what: str, code: str = "",
+    *,
+    name: str,
+    arguments: object,
+    state: Badge | None,
+    duration: object,
+    output: _ToolOutput,
+    error: str,
+    mode: str,
+    what: str,
+    code: str = "",
 ) -> tuple[Block, ...]:
     args = arguments if isinstance(arguments, str) else ("" if arguments is None else _json(arguments))
     # Code passed to a tool (run_python, propose_cell) reads as code, not as escaped JSON.
@@ -896,7 +905,8 @@ def _request_lines(request: Request) -> list[tuple[str, str]]:
         if params.get("cwd"):
             lines.append(("dim", f"in {_s(params.get('cwd'))}"))
     elif request.method == ELICITATION:
-        meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
+        meta = params.get("_meta")
+        meta = meta if isinstance(meta, dict) else {}
         if request.is_tool_approval:
             if meta.get("tool_description"):
                 lines.append(("dim", _s(meta.get("tool_description"))))
@@ -976,9 +986,7 @@ def render_turn(
     marked unfinished once it has ended. ``rendered`` holds, by position, items already
     rendered as they are shown here (None: render it here).
     """
-    header = render_header(
-        status=status, elapsed=elapsed, info=info, usage=usage, turn_tokens=turn_tokens, error=error
-    )
+    header = render_header(status=status, elapsed=elapsed, info=info, usage=usage, turn_tokens=turn_tokens, error=error)
     ended = status not in ("running", "starting")
     body = [render_plan(plan)] if plan else []
     prompt_seen = False

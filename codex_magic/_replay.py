@@ -127,7 +127,9 @@ class Recording:
         for item in self.items:
             if item.get("type") == "agentMessage" and item.get("text"):
                 texts.append(("assistant", "output_text", str(item["text"])))
-        return [{"type": "message", "role": role, "content": [{"type": kind, "text": text}]} for role, kind, text in texts]
+        return [
+            {"type": "message", "role": role, "content": [{"type": kind, "text": text}]} for role, kind, text in texts
+        ]
 
 
 class Recordings:
@@ -150,12 +152,16 @@ class Recordings:
             return None
         header, *rest = lines
         items = [line["item"] for line in rest if isinstance(line, dict) and isinstance(line.get("item"), dict)]
-        result = next((line["result"] for line in rest if isinstance(line, dict) and isinstance(line.get("result"), dict)), None)
+        result = next(
+            (line["result"] for line in rest if isinstance(line, dict) and isinstance(line.get("result"), dict)), None
+        )
         if result is None:
             return None
         return Recording(self.path(key), header, items, result)
 
-    def write(self, key: str, *, previous: str, prompt: str, options: Json, result: Json, items: list[Json], provenance: Json) -> str:
+    def write(
+        self, key: str, *, previous: str, prompt: str, options: Json, result: Json, items: list[Json], provenance: Json
+    ) -> str:
         """Record a completed turn; the file's path. Written whole, then renamed into place."""
         os.makedirs(self.directory, exist_ok=True)
         cut: list[int] = []
@@ -178,7 +184,11 @@ class Recordings:
             header["note"] = (
                 f"cut: {len(cut)} strings were longer than {MAX_CHARS:,} characters and end in a note "
                 "saying how much was left out"
-                + (f"; {len(items) - len(shown)} items after the first {MAX_ITEMS} are left out" if len(items) > len(shown) else "")
+                + (
+                    f"; {len(items) - len(shown)} items after the first {MAX_ITEMS} are left out"
+                    if len(items) > len(shown)
+                    else ""
+                )
             )
         path = self.path(key)
         partial = f"{path}.{os.getpid()}.tmp"

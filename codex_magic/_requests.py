@@ -10,8 +10,9 @@ app-server's wire shape for whichever choice is made. Pure: no IPython, no widge
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ._text import shown_command
 
@@ -88,6 +89,11 @@ _WORDS = {
     CANCEL: "cancelled",
     SUBMIT: "answered",
 }
+# An approved MCP tool call's ``_meta.persist``: how long the approval lasts.
+_PERSIST_WORDS: dict[str | None, str] = {
+    "session": "approved for the session",
+    "always": "approved, and allowed from now on",
+}
 
 
 def decline_response(method: str) -> Json:
@@ -142,7 +148,9 @@ class Request:
     def is_tool_approval(self) -> bool:
         """An MCP elicitation that is Codex asking to call an MCP tool."""
         meta = self.params.get("_meta")
-        return self.method == ELICITATION and isinstance(meta, dict) and meta.get("codex_approval_kind") == "mcp_tool_call"
+        return (
+            self.method == ELICITATION and isinstance(meta, dict) and meta.get("codex_approval_kind") == "mcp_tool_call"
+        )
 
     @property
     def kind(self) -> str:
@@ -246,15 +254,15 @@ class Request:
         if self.method == QUESTION:
             fields = []
             for index, q in enumerate(self._questions()):
-                options = [o for o in q.get("options") or [] if isinstance(o, dict)]
+                listed = [o for o in q.get("options") or [] if isinstance(o, dict)]
                 fields.append(
                     Field(
                         id=_s(q.get("id")) or str(index),
                         label=_s(q.get("header")),
                         question=_s(q.get("question")),
-                        options=tuple(_s(o.get("label")) for o in options),
-                        descriptions=tuple(_s(o.get("description")) for o in options),
-                        free_text=bool(q.get("isOther")) or not options,
+                        options=tuple(_s(o.get("label")) for o in listed),
+                        descriptions=tuple(_s(o.get("description")) for o in listed),
+                        free_text=bool(q.get("isOther")) or not listed,
                         secret=bool(q.get("isSecret")),
                         required=True,
                     )
@@ -378,7 +386,7 @@ class Request:
                 if not self.is_tool_approval:
                     return "answered"
                 persist = (reply.get("_meta") or {}).get("persist")
-                return {"session": "approved for the session", "always": "approved, and allowed from now on"}.get(persist, "approved")
+                return _PERSIST_WORDS.get(persist, "approved")
             return "cancelled" if action == CANCEL else "declined"
         return "declined"
 
@@ -468,7 +476,8 @@ def permission_lines(permissions: Any) -> list[str]:
     if isinstance(files, dict):
         entries = [e for e in files.get("entries") or [] if isinstance(e, dict)]
         for entry in entries:
-            path = entry.get("path") if isinstance(entry.get("path"), dict) else {}
+            path = entry.get("path")
+            path = path if isinstance(path, dict) else {}
             where = _s(path.get("path")) or _s(path.get("pattern")) or json.dumps(path.get("value", path))
             lines.append(f"{_s(entry.get('access')) or 'access'} {where}")
         if not entries:

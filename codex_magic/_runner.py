@@ -17,23 +17,23 @@ import os
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, cast
 
 from openai_codex import TurnHandle
+from openai_codex.errors import CodexRpcError
 from openai_codex.models import Notification, UnknownNotification
 
-from openai_codex.errors import CodexRpcError
-
 from ._errors import AppServerError, OutputSchemaError, TurnFailedError, TurnInterruptedError
-from ._text import one_line
 from ._interrupts import InterruptLatch
-from ._result import RunResult, build_result
 from ._kernel import KernelAccess, interrupt
 from ._kernel_tools import READ_ONLY, ToolReply
-from ._requests import ACCEPT, ACCEPT_FOR_TURN, CANCEL, TOOL_CALL, Request, decline_response
-from ._session import CodexSession, TurnNotStarted, TurnSettings
 from ._provenance import record
+from ._requests import ACCEPT, ACCEPT_FOR_TURN, CANCEL, TOOL_CALL, Request, decline_response
+from ._result import RunResult, build_result
 from ._schema import OutputSchema, SchemaMismatch
+from ._session import CodexSession, TurnNotStarted, TurnSettings
+from ._text import one_line
 from ._transcript import COMPLETED, FAILED, INTERRUPTED, Transcript, final_response
 
 Json = dict[str, Any]
@@ -128,6 +128,13 @@ class _Signal:
             self._waiter = None
 
 
+class _Delta(Protocol):
+    """What the payloads of the ``_DELTAS`` methods have in common."""
+
+    item_id: str
+    delta: str
+
+
 # Delta notifications (most of the traffic) and the index field each one carries.
 _DELTAS = {
     "item/agentMessage/delta": None,
@@ -143,7 +150,8 @@ def wire(notification: Notification) -> tuple[str, Json]:
     method, payload = notification.method, notification.payload
     if method in _DELTAS and not isinstance(payload, UnknownNotification):
         # Skip the generic model dump for deltas: a direct read is ~20x cheaper.
-        params: Json = {"itemId": payload.item_id, "delta": payload.delta}
+        delta = cast(_Delta, payload)  # so the method says; mypy cannot infer it from the method
+        params: Json = {"itemId": delta.item_id, "delta": delta.delta}
         index = _DELTAS[method]
         if index is not None:
             params[index[1]] = getattr(payload, index[0])
@@ -247,7 +255,11 @@ class _Rollout:
                 entry = json.loads(line)
             except ValueError:
                 continue  # a line still being written, or cut by MAX_BYTES
-            if isinstance(entry, dict) and entry.get("type") == "response_item" and isinstance(entry.get("payload"), dict):
+            if (
+                isinstance(entry, dict)
+                and entry.get("type") == "response_item"
+                and isinstance(entry.get("payload"), dict)
+            ):
                 items.append(entry["payload"])
         return items
 
@@ -303,7 +315,7 @@ class TurnRun:
         for note in attached:
             self.transcript.note("attached", note)
         self.handle: TurnHandle | None = None
-        self._inbox: deque[Notification | _Run | Pending | BaseException | tuple[str, str]] = deque()
+        self._inbox: deque[Notification | _Run | _Job | Pending | BaseException | tuple[str, str]] = deque()
         self._run: _Run | None = None  # the run the pump thread is adding to, under _run_lock
         self._run_lock = threading.Lock()
         self._data = _Signal()  # something is in the inbox
@@ -418,6 +430,9 @@ class TurnRun:
         # a thread that shares the interpreter with the SDK's reader: keep it lean.
         assert self.handle is not None
         lock, inbox, deltas, data, flush = self._run_lock, self._inbox, _DELTAS, self._data, self._flush
+        # For a delta method the payload is a _Delta, which mypy cannot infer from the method:
+        # declared Any here rather than cast() in the loop, which would add a call per delta.
+        payload: Any
         try:
             for notification in self.handle.stream():
                 method, payload = notification.method, notification.payload
@@ -563,7 +578,9 @@ class TurnRun:
         else:
             reply = decline_response(request.method)
         word = request.word(reply)
-        self._tell(word, f"{request.summary()}: {word}, no interactive frontend (CodexMagic.headless_approval = {policy!r})")
+        self._tell(
+            word, f"{request.summary()}: {word}, no interactive frontend (CodexMagic.headless_approval = {policy!r})"
+        )
         return reply
 
     def _tell(self, kind: str, text: str) -> None:
@@ -595,6 +612,10 @@ class TurnRun:
                 about = transcript.items.get(str(entry.request.params.get("itemId")))
                 entry.request.item = about.view() if about is not None else None
                 try:
+                    # The items so far first: a box's frontend view remakes every child after
+                    # the first one that changed, and a request's box must not be remade under
+                    # the user's click when items it comes after are laid out.
+                    self._render(force=True)
                     self.view.ask(entry)
                 except Exception as exc:  # the reader thread waits for an answer
                     entry.answer(decline_response(entry.request.method), f"declined: it could not be shown ({exc})")
@@ -602,7 +623,8 @@ class TurnRun:
             else:
                 how, transcript.app_server_log = self.session.lose()
                 transcript.abandon(
-                    FAILED, f"lost the codex app-server ({how}); the next %%codex cell starts it again and resumes the thread"
+                    FAILED,
+                    f"lost the codex app-server ({how}); the next %%codex cell starts it again and resumes the thread",
                 )
 
     def _next_render(self) -> float:
@@ -705,7 +727,9 @@ class TurnRun:
             )
             return f"retrying: {transcript.retry}{limit}"
         if time.monotonic() - transcript.progress_at >= WAIT_NOTICE and self._waiting_on_model():
-            limit = f"; gives up after {self.stall_timeout:g} s (CodexMagic.stall_timeout)" if self.stall_timeout else ""
+            limit = (
+                f"; gives up after {self.stall_timeout:g} s (CodexMagic.stall_timeout)" if self.stall_timeout else ""
+            )
             return f"waiting for the model: nothing received for over {WAIT_NOTICE:g} s{limit}"
         return None
 
@@ -758,7 +782,9 @@ class TurnRun:
     def _stop_commands(self) -> None:
         """Stop the commands the interrupt left running (the app-server does not)."""
         transcript = self.transcript
-        running = {key for key, state in transcript.items.items() if state.type == "commandExecution" and not state.done}
+        running = {
+            key for key, state in transcript.items.items() if state.type == "commandExecution" and not state.done
+        }
         if not running or transcript.thread_id is None:
             return
         try:
@@ -870,6 +896,7 @@ class TurnRun:
         self._can_ask = True
         for signal in (self._data, self._flush, self._ended):
             signal.bind(loop)
+
         def wake() -> None:
             loop.call_soon_threadsafe(self._data.wake)
 
@@ -906,9 +933,7 @@ def raise_for_status(result: RunResult, *, out: str, reason: str | None = None) 
     # the full text stays in result.error.message.
     message = one_line(result.error.message if result.error else reason or "", 200)
     if status == FAILED:
-        raise TurnFailedError(
-            f"{message or 'the turn failed'} (the partial result is in {out})", result
-        )
+        raise TurnFailedError(f"{message or 'the turn failed'} (the partial result is in {out})", result)
     if status == INTERRUPTED:
         why = f": {message}" if message else ""
         raise TurnInterruptedError(f"turn interrupted{why} (the partial result is in {out})", result)

@@ -96,11 +96,9 @@ def strict(schema: Json) -> Json:
 
 
 # Keywords whose value is a schema, a list of schemas, or a map of names to schemas.
-_ONE, _MANY, _NAMED = ("items", "not", "additionalProperties"), ("anyOf", "oneOf", "allOf", "prefixItems"), (
-    "properties",
-    "$defs",
-    "definitions",
-)
+_ONE = ("items", "not", "additionalProperties")
+_MANY = ("anyOf", "oneOf", "allOf", "prefixItems")
+_NAMED = ("properties", "$defs", "definitions")
 
 
 def _strict(node: Any) -> None:

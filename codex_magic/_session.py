@@ -13,13 +13,13 @@ import atexit
 import dataclasses
 import json
 import os
+import queue
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any, TypeVar
 
 from openai_codex import ImageInput, LocalImageInput, Sandbox, TextInput, Thread, TurnHandle
 from openai_codex.client import CodexClient, CodexConfig
@@ -30,6 +30,7 @@ from openai_codex.generated.v2_all import (
     ThreadInjectItemsResponse,
 )
 from openai_codex.types import ReasoningEffort
+from pydantic import BaseModel, ConfigDict, Field
 
 from ._errors import AppServerError, NotLoggedInError, TurnBusyError
 from ._kernel_tools import tool_specs
@@ -248,7 +249,7 @@ class CodexSession:
                 # with the key, held in memory, so the user's auth.json is untouched.
                 client.close()
                 client = self._boot(_EPHEMERAL_AUTH)
-                login = {"type": "apiKey", "apiKey": key}
+                login: Json = {"type": "apiKey", "apiKey": key}
                 _with_deadline(lambda: client.account_login_start(login), self.startup_timeout, "the login")
                 self.notices.append("using the API key from the environment (kept in memory)")
             self._thread_config = self._environment_policy(client)
@@ -395,7 +396,7 @@ class CodexSession:
     @property
     def thread_effort(self) -> str | None:
         """The reasoning effort the thread runs with when a cell names none."""
-        return self._thread_defaults.get("effort")
+        return self._thread_defaults.get("effort") if self._thread is not None else None
 
     def new_thread(self) -> None:
         """Forget the current thread; the next turn starts a fresh one."""
@@ -486,6 +487,24 @@ class CodexSession:
         with self._lock:
             if self._owner is owner:
                 self._owner = None
+                self._discard_stray_notifications()
+
+    def _discard_stray_notifications(self) -> None:
+        """Drop the notifications no turn takes (thread status, rate limits, thread warnings).
+
+        The SDK keeps them in a global queue for ``next_notification()``, which nothing here
+        reads: about five a turn, kept for the kernel's life (measured: 5 KiB a turn).
+        Private: the SDK has no call that takes them without blocking.
+        """
+        router = getattr(self._client, "_router", None)
+        stray = getattr(router, "_global_notifications", None)
+        if stray is None:
+            return
+        while True:
+            try:
+                stray.get_nowait()
+            except queue.Empty:
+                return
 
     def start_turn(
         self,
@@ -640,11 +659,6 @@ class CodexSession:
     def _request(self, call: Callable[[], T], what: str) -> T:
         return _with_deadline(call, self.startup_timeout, what)
 
-    @property
-    def thread_effort(self) -> str | None:
-        """The reasoning effort the thread runs with when a cell names none."""
-        return self._thread_defaults.get("effort") if self._thread is not None else None
-
     def list_threads(self, *, cwd: str | None, limit: int, count_turns: bool = False) -> list[ThreadSummary]:
         """Stored threads, the most recently updated first (of one directory unless cwd is None)."""
         with self.reader() as client:
@@ -728,14 +742,20 @@ class CodexSession:
             thread = self._loaded_thread(cwd)
             client = self._client
             assert client is not None
-            before = len(self._request(lambda: client.thread_read(thread.id, include_turns=True), "reading").thread.turns)
+            before = len(
+                self._request(lambda: client.thread_read(thread.id, include_turns=True), "reading").thread.turns
+            )
             self._request(lambda: client.thread_compact(thread.id), "the compaction")
             # The compaction runs as a turn the SDK does not route to us: watch the thread.
             deadline = time.monotonic() + timeout
             while True:
                 read = self._request(lambda: client.thread_read(thread.id, include_turns=True), "reading")
                 turns = read.thread.turns
-                if len(turns) > before and turns[-1].status.value != "inProgress" and read.thread.status.root.type != "active":
+                if (
+                    len(turns) > before
+                    and turns[-1].status.value != "inProgress"
+                    and read.thread.status.root.type != "active"
+                ):
                     return turns[-1]
                 if time.monotonic() > deadline:
                     raise AppServerError(f"the compaction did not end within {timeout:.0f} s")

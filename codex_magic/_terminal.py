@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from ._blocks import Title, title_head, title_tail
 from ._output import header
@@ -282,9 +283,7 @@ class TextView:
             self._put(f"{INDENT}({_short(head, 42)}, continued)\n", _DIM)
         return False
 
-    def _line(
-        self, state: ItemState | None, text: str, style: str | None = None, shown: _Shown | None = None
-    ) -> None:
+    def _line(self, state: ItemState | None, text: str, style: str | None = None, shown: _Shown | None = None) -> None:
         """Print a whole line that belongs to ``state`` (or to no item)."""
         self._switch(state, shown)
         self._newline()
@@ -304,7 +303,7 @@ class TextView:
             return
         if style and self.colour:
             body = text.rstrip("\n")
-            self._out.append(f"\x1b[{style}m{body}\x1b[0m{text[len(body):]}")
+            self._out.append(f"\x1b[{style}m{body}\x1b[0m{text[len(body) :]}")
         else:
             self._out.append(text)
         self._bol = text.endswith("\n")

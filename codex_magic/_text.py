@@ -12,7 +12,8 @@ import json
 import os
 import re
 import shlex
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 Json = dict[str, Any]
 

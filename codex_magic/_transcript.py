@@ -336,9 +336,11 @@ def final_response(items: list[Json]) -> str | None:
 
 def _review_text(params: Json) -> str:
     """What the auto-reviewer decided on a request: the action, the verdict, the risk, why."""
-    action = params.get("action") if isinstance(params.get("action"), dict) else {}
+    action = params.get("action")
+    action = action if isinstance(action, dict) else {}
     what = action.get("command") or action.get("type") or "a request"
-    review = params.get("review") if isinstance(params.get("review"), dict) else {}
+    review = params.get("review")
+    review = review if isinstance(review, dict) else {}
     verdict = str(review.get("status") or "reviewed")
     risk = f", risk {review['riskLevel']}" if review.get("riskLevel") else ""
     why = f": {review['rationale']}" if review.get("rationale") else ""

@@ -10,7 +10,8 @@ notebooks, nbconvert, GitHub and frontends without a widget manager show the tur
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ._output import Renderings, final_render, header, item_view
 from ._provenance import KEY as PROVENANCE_KEY
@@ -38,7 +39,7 @@ STEER_AFTER = 1.0
 
 def _reader(pick: Any, text: Any) -> Callable[[], str]:
     """Read one answer: the typed text if any, else the picked option."""
-    return lambda: ((text.value if text is not None else "").strip() or (pick.value if pick is not None else None) or "")
+    return lambda: (text.value if text is not None else "").strip() or (pick.value if pick is not None else None) or ""
 
 
 # A streaming message longer than this is shown as finished blocks, each sent once,
@@ -156,7 +157,9 @@ class WidgetView:
         self._button_style = _shared("button style", widgets.ButtonStyle)
         starting = render_header(status="starting", elapsed=0.0, info=TurnInfo())
         self.header = self._html(starting.html)
-        self.stop = self._button("Stop", icon="stop", tooltip="Interrupt this turn; the result so far is kept in _codex_result")
+        self.stop = self._button(
+            "Stop", icon="stop", tooltip="Interrupt this turn; the result so far is kept in _codex_result"
+        )
         self._stop_callback: Callable[[], None] | None = None
         self.stop.on_click(self._clicked_stop)
         # While Codex's code runs in the kernel, the main thread is busy and the click waits:
@@ -240,7 +243,7 @@ class WidgetView:
         # Stop before the steering box: a box's frontend view remakes every child after the
         # first one that changed, and Stop must not be remade (a click could be lost) when
         # the steering box appears.
-        children = (self.header,)
+        children: tuple[Any, ...] = (self.header,)
         if self._stop_callback is not None:
             children += (self.stop,)
         if self._steer_callback is not None and self._steer_shown:
@@ -253,8 +256,12 @@ class WidgetView:
         from ipywidgets.widgets.widget_string import TextStyle
 
         steer_layout = _shared("steer layout", lambda: widgets.Layout(width="16em", flex="0 1 auto"))
-        self.steer_text = widgets.Text(placeholder="Add to this turn…", layout=steer_layout, style=_shared("text style", TextStyle))
-        self.send = self._button("Send", icon="paper-plane", tooltip="Add this text to the running turn: Codex reads it at its next step")
+        self.steer_text = widgets.Text(
+            placeholder="Add to this turn…", layout=steer_layout, style=_shared("text style", TextStyle)
+        )
+        self.send = self._button(
+            "Send", icon="paper-plane", tooltip="Add this text to the running turn: Codex reads it at its next step"
+        )
         self.send.on_click(self._clicked_send)
         self._steer_shown = True
         self._layout_top()
@@ -305,7 +312,12 @@ class WidgetView:
     def update(self, transcript: Transcript) -> None:
         """Copy the transcript's changes onto the widgets."""
         self._set(self.header, header(transcript).html)
-        if self._steer_callback is not None and not self._steer_shown and not transcript.done and transcript.elapsed() >= STEER_AFTER:
+        if (
+            self._steer_callback is not None
+            and not self._steer_shown
+            and not transcript.done
+            and transcript.elapsed() >= STEER_AFTER
+        ):
             self._show_steering()
         changed = False
         retired: list[_Blocks] = []
@@ -340,13 +352,13 @@ class WidgetView:
         for gone in [key for key in self._items if key not in transcript.items]:
             # A retry made the item stale: the model streams it again as a new one.
             child = self._items.pop(gone)[0]
-            blocks = self._streams.pop(gone, None)
-            box = blocks.box if blocks is not None else child
+            stream = self._streams.pop(gone, None)
+            box = stream.box if stream is not None else child
             if box in self._item_order:
                 self._item_order.remove(box)
                 changed = True
-            if blocks is not None:
-                retired.append(blocks)
+            if stream is not None:
+                retired.append(stream)
             elif child is not None:
                 dropped.append(child)
         notices = transcript.notices
@@ -425,7 +437,9 @@ class WidgetView:
                 row.append(pick)
             if field.free_text:
                 kind = widgets.Password if field.secret else widgets.Text
-                text = kind(placeholder="or type an answer" if pick else "type an answer", layout=widgets.Layout(width="50%"))
+                text = kind(
+                    placeholder="or type an answer" if pick else "type an answer", layout=widgets.Layout(width="50%")
+                )
                 row.append(text)
             answers[field.id] = _reader(pick, text)
             made.extend(row)

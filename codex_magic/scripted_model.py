@@ -198,8 +198,7 @@ DEMO_ANSWER = (
 DEMO_REASONING = "The user asks what is in this directory, so I will list it before answering."
 DEMO_COMMAND = "pwd && ls -1 | head -n 10"
 DEMO_CLOSING = (
-    "That listing came from a real shell: Codex ran the command the model asked "
-    "for and sent the output back."
+    "That listing came from a real shell: Codex ran the command the model asked for and sent the output back."
 )
 DEMO_FOLLOW_UP = (
     "Yes: this turn continues the same conversation, so the model received the "
@@ -255,9 +254,7 @@ def _demo_summary(request: ScriptedRequest) -> Reply:
 def _demo_follow_up(request: ScriptedRequest) -> Reply:
     """Answer the third turn by quoting an earlier user request."""
     # Codex injects context (environment, AGENTS.md) as user messages starting with '<' or '#'.
-    typed = [
-        text for text in request.input_texts("user") if not text.lstrip().startswith(("<", "#"))
-    ]
+    typed = [text for text in request.input_texts("user") if not text.lstrip().startswith(("<", "#"))]
     previous = _quote(typed[-2]) if len(typed) >= 2 else "(none found)"
     text = DEMO_FOLLOW_UP.format(previous=previous)
     return Reply([message(text, deltas=True, phase="final_answer")], delay=DEMO_DELAY)
@@ -403,16 +400,12 @@ OutputItem: TypeAlias = MessageItem | ReasoningItem | FunctionCallItem | Mapping
 _ITEM_TYPES = (MessageItem, ReasoningItem, FunctionCallItem)
 
 
-def message(
-    text: str, *, deltas: bool = False, chunk: int | None = None, phase: Phase | None = None
-) -> MessageItem:
+def message(text: str, *, deltas: bool = False, chunk: int | None = None, phase: Phase | None = None) -> MessageItem:
     """Build an assistant message; ``deltas`` streams it per word (or per ``chunk`` chars)."""
     return MessageItem(text, deltas=deltas, chunk=chunk, phase=phase)
 
 
-def reasoning(
-    summary_text: str | Sequence[str], *, deltas: bool = False, chunk: int | None = None
-) -> ReasoningItem:
+def reasoning(summary_text: str | Sequence[str], *, deltas: bool = False, chunk: int | None = None) -> ReasoningItem:
     """Build a reasoning item whose summary has one part per string, optionally streamed."""
     return ReasoningItem(summary_text, deltas=deltas, chunk=chunk)
 
@@ -620,9 +613,7 @@ def http_error(
     return Reply(status=status, error_message=message, error_type=type, error_code=code)
 
 
-Entry: TypeAlias = (
-    Reply | OutputItem | str | Sequence[OutputItem | str] | Callable[["ScriptedRequest"], "Entry"]
-)
+Entry: TypeAlias = Reply | OutputItem | str | Sequence[OutputItem | str] | Callable[["ScriptedRequest"], "Entry"]
 """One script entry: a Reply, an item, a str, a list of items, or a callable returning one."""
 
 
@@ -735,9 +726,7 @@ class ScriptedModel:
     configuration to, else ``None``.
     """
 
-    def __init__(
-        self, script: Sequence[Entry] = (), *, host: str = "127.0.0.1", port: int = 0
-    ) -> None:
+    def __init__(self, script: Sequence[Entry] = (), *, host: str = "127.0.0.1", port: int = 0) -> None:
         self._script: list[Entry] = [_check_entry(entry) for entry in script]
         self._served = 0
         self._requests: list[ScriptedRequest] = []
@@ -861,9 +850,7 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(
-        self, address: tuple[str, int], handler: type[_Handler], model: ScriptedModel
-    ) -> None:
+    def __init__(self, address: tuple[str, int], handler: type[_Handler], model: ScriptedModel) -> None:
         super().__init__(address, handler)
         self.model = model
 
@@ -1071,9 +1058,7 @@ def _entry_from_json(entry: Any, index: int) -> Entry:
     item_part = {key: value for key, value in entry.items() if key not in _REPLY_KEYS}
     if "items" in item_part:
         _check_keys(item_part, {"items"}, where)
-        items = [
-            _item_from_json(item, f"{where}, item {n}") for n, item in enumerate(entry["items"])
-        ]
+        items = [_item_from_json(item, f"{where}, item {n}") for n, item in enumerate(entry["items"])]
     else:
         items = [_item_from_json(item_part, where)]
     return Reply(items, **options)
@@ -1094,9 +1079,7 @@ def _item_from_json(item: Any, where: str) -> OutputItem:
         )
     if "reasoning" in item:
         _check_keys(item, {"reasoning", "deltas", "chunk"}, where)
-        return reasoning(
-            item["reasoning"], deltas=item.get("deltas", False), chunk=item.get("chunk")
-        )
+        return reasoning(item["reasoning"], deltas=item.get("deltas", False), chunk=item.get("chunk"))
     if "exec_command" in item:
         _check_keys(item, {"exec_command", "args", "call_id"}, where)
         args = item.get("args", {})

@@ -21,9 +21,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -203,9 +204,7 @@ class JupyterLab:
             if self._wait_ready(timeout):
                 return
             if self.process.poll() is None:
-                raise AssertionError(
-                    f"JupyterLab did not answer within {timeout} s\n{self.log_tail()}"
-                )
+                raise AssertionError(f"JupyterLab did not answer within {timeout} s\n{self.log_tail()}")
         raise AssertionError(f"JupyterLab did not start\n{self.log_tail()}")
 
     def _wait_ready(self, timeout: float) -> bool:
@@ -290,9 +289,7 @@ def chromium_page(width: int = 1200, height: int = 900) -> Iterator[Any]:
 
     playwright = sync_playwright().start()
     try:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": width, "height": height})
             page = context.new_page()

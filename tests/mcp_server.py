@@ -31,7 +31,11 @@ TOOLS = [
 ]
 NAME_FORM = {
     "message": "What is your name?",
-    "requestedSchema": {"type": "object", "properties": {"name": {"type": "string", "title": "Name"}}, "required": ["name"]},
+    "requestedSchema": {
+        "type": "object",
+        "properties": {"name": {"type": "string", "title": "Name"}},
+        "required": ["name"],
+    },
 }
 
 

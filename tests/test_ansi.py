@@ -23,8 +23,8 @@ from codex_magic._text import HIDDEN, for_terminal, hide_secrets, plain
 from codex_magic._transcript import Transcript
 from codex_magic.scripted_model import exec_command, message
 
-from .test_render import ITEMS, SCRIPT, check_html, check_markdown
 from .conftest import Kernel, Offline
+from .test_render import ITEMS, SCRIPT, check_html, check_markdown
 from .test_sanitize import assert_forms_clean
 
 COMMAND = ITEMS["commandExecution"]

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,9 @@ def configure(offline: Offline, *features: str, mcp: bool = False) -> None:
     """Rewrite the scripted model's config with Codex features on and the test MCP server."""
     extra = "[features]\n" + "".join(f"{name} = true\n" for name in features) if features else ""
     if mcp:
-        extra += f"[mcp_servers.asker]\ncommand = {json.dumps(sys.executable)}\nargs = [{json.dumps(str(MCP_SERVER))}]\n"
+        extra += (
+            f"[mcp_servers.asker]\ncommand = {json.dumps(sys.executable)}\nargs = [{json.dumps(str(MCP_SERVER))}]\n"
+        )
     write_codex_config(offline.codex_home, offline.model.url, extra_toml=extra)
 
 
@@ -75,7 +78,11 @@ def test_file_change_shows_its_diff_and_waits(kernel: Kernel, offline: Offline, 
     seen: dict[str, Any] = {}
 
     def answer(kernel: Kernel, execution: Execution) -> None:
-        boxes = [state["value"] for _, state in widgets(execution, "HTMLModel") if "Codex asks to change files" in state["value"]]
+        boxes = [
+            state["value"]
+            for _, state in widgets(execution, "HTMLModel")
+            if "Codex asks to change files" in state["value"]
+        ]
         seen["box"], seen["written"] = boxes[0], (offline.workspace / "notes.txt").exists()
         kernel.click(buttons(execution)[choice])
 
@@ -90,14 +97,21 @@ def test_file_change_shows_its_diff_and_waits(kernel: Kernel, offline: Offline, 
 
 def test_question_is_answered_with_an_option_after_an_error(kernel: Kernel, offline: Offline) -> None:
     configure(offline, "default_mode_request_user_input")
-    question = {"id": "lang", "header": "Language", "question": "Which language?", "options": [
-        {"label": "Python", "description": "batteries included"}, {"label": "Rust", "description": "no GC"}]}
+    question = {
+        "id": "lang",
+        "header": "Language",
+        "question": "Which language?",
+        "options": [
+            {"label": "Python", "description": "batteries included"},
+            {"label": "Rust", "description": "no GC"},
+        ],
+    }
     offline.model.add(function_call("request_user_input", {"questions": [question]}), message("Rust it is."))
     seen: dict[str, Any] = {}
 
     def answer(kernel: Kernel, execution: Execution) -> None:
         kernel.click(buttons(execution)["Answer"])  # nothing picked yet: the box says so
-        (pick, state), = widgets(execution, "ToggleButtonsModel")
+        ((pick, state),) = widgets(execution, "ToggleButtonsModel")
         seen["options"] = state["_options_labels"]
         deadline = time.monotonic() + 10
         while not any("first, or Skip" in json.dumps(m["content"]) for m in execution.of("comm_msg")):
@@ -115,12 +129,16 @@ def test_question_is_answered_with_an_option_after_an_error(kernel: Kernel, offl
 
 def test_question_takes_typed_text(kernel: Kernel, offline: Offline) -> None:
     configure(offline, "default_mode_request_user_input")
-    question = {"id": "name", "header": "Name", "question": "What should the file be called?", "options": [
-        {"label": "a.txt", "description": ""}]}
+    question = {
+        "id": "name",
+        "header": "Name",
+        "question": "What should the file be called?",
+        "options": [{"label": "a.txt", "description": ""}],
+    }
     offline.model.add(function_call("request_user_input", {"questions": [question]}), message("OK."))
 
     def answer(kernel: Kernel, execution: Execution) -> None:
-        (text, _), = [(comm, state) for comm, state in widgets(execution, "TextModel") if not _is_steering(state)]
+        ((text, _),) = [(comm, state) for comm, state in widgets(execution, "TextModel") if not _is_steering(state)]
         kernel.update(text, {"value": "notes.md"})
         kernel.click(buttons(execution)["Answer"])
 
@@ -132,10 +150,13 @@ def test_question_takes_typed_text(kernel: Kernel, offline: Offline) -> None:
 def test_permissions_are_granted_for_the_turn(kernel: Kernel, offline: Offline) -> None:
     configure(offline, "request_permissions_tool")
     target = str(offline.workspace.parent / "outside")
-    ask = function_call("request_permissions", {"reason": "write the report", "permissions": {"file_system": {"write": [target]}}})
+    ask = function_call(
+        "request_permissions", {"reason": "write the report", "permissions": {"file_system": {"write": [target]}}}
+    )
     offline.model.add(ask, message("Granted."))
     execution = kernel.run(
-        "%%codex\nWrite outside.", on_message=when("Grant for this turn", lambda k, e: k.click(buttons(e)["Grant for this turn"]))
+        "%%codex\nWrite outside.",
+        on_message=when("Grant for this turn", lambda k, e: k.click(buttons(e)["Grant for this turn"])),
     )
     assert execution.error is None, execution.error
     granted = json.loads(offline.model.requests[-1].function_call_outputs()[-1])
@@ -148,7 +169,7 @@ def test_mcp_server_form_is_filled_in(kernel: Kernel, offline: Offline) -> None:
     offline.model.add(function_call("ask_name", {}, namespace="mcp__asker"), message("Hello."))
 
     def fill(kernel: Kernel, execution: Execution) -> None:
-        (text, _), = [(comm, state) for comm, state in widgets(execution, "TextModel") if not _is_steering(state)]
+        ((text, _),) = [(comm, state) for comm, state in widgets(execution, "TextModel") if not _is_steering(state)]
         kernel.update(text, {"value": "Ada"})
         kernel.click(buttons(execution)["Submit"])
 
@@ -163,9 +184,13 @@ def test_mcp_tool_call_waits_for_approval(kernel: Kernel, offline: Offline) -> N
     wipe = function_call("wipe", {"what": "all"}, namespace="mcp__asker")
     offline.model.add(wipe, message("Not wiped."), wipe, message("Wiped."), wipe, message("Wiped again."))
 
-    declined = kernel.run("%%codex\nWipe.", on_message=when("Decline", lambda k, e: k.click(buttons(e)["Decline"])), timeout=90)
+    declined = kernel.run(
+        "%%codex\nWipe.", on_message=when("Decline", lambda k, e: k.click(buttons(e)["Decline"])), timeout=90
+    )
     assert declined.error is None, declined.error
-    assert {"Approve", "Approve for this session", "Always allow this tool", "Decline", "Cancel the turn"} <= set(buttons(declined))
+    assert {"Approve", "Approve for this session", "Always allow this tool", "Decline", "Cancel the turn"} <= set(
+        buttons(declined)
+    )
     assert "rejected" in offline.model.requests[-1].function_call_outputs()[-1].lower()
 
     always = "Always allow this tool"
@@ -186,10 +211,15 @@ def test_always_allow_adds_a_rule_so_the_next_run_is_not_asked(kernel: Kernel, o
     escalate = exec_command(f"touch {marker}", sandbox_permissions="require_escalated", justification="make a file")
     offline.model.add(escalate, message("Made."), escalate, message("Made again."))
     always = f"Always allow: touch {marker}"
-    first = kernel.run("%%codex --sandbox read-only\nMake the file.", on_message=when(always, lambda k, e: k.click(buttons(e)[always])))
+    first = kernel.run(
+        "%%codex --sandbox read-only\nMake the file.", on_message=when(always, lambda k, e: k.click(buttons(e)[always]))
+    )
     assert first.error is None, first.error
     assert marker.exists() and "approved, and allowed from now on" in final_text(first)
-    assert f'prefix_rule(pattern=["touch", "{marker}"], decision="allow")' in (offline.codex_home / "rules" / "default.rules").read_text()
+    assert (
+        f'prefix_rule(pattern=["touch", "{marker}"], decision="allow")'
+        in (offline.codex_home / "rules" / "default.rules").read_text()
+    )
     marker.unlink()
     again = kernel.run("%%codex --sandbox read-only\nMake it again.")
     assert again.error is None, again.error
@@ -278,7 +308,11 @@ def test_stop_while_a_question_is_open_withdraws_it(kernel: Kernel, offline: Off
         assert execution.error is not None and execution.error["ename"] == "TurnInterruptedError"
         row = container_of(execution, buttons(execution)["Answer"])
         box = container_of(execution, row)
-        updates = [m["content"]["data"]["state"] for m in execution.of("comm_msg") if m["content"]["data"].get("method") == "update"]
+        updates = [
+            m["content"]["data"]["state"]
+            for m in execution.of("comm_msg")
+            if m["content"]["data"].get("method") == "update"
+        ]
         assert f"IPY_MODEL_{box}" in str([u["children"] for u in updates if "children" in u])
         # Then removed: the click closed the box's models (in messages whose parent is the click).
         assert kernel.value(f"{box!r} in _widget_module._instances") == "False"

@@ -10,7 +10,9 @@ import pytest
 
 pytestmark = [pytest.mark.kernel, pytest.mark.appserver]
 
-BENCHMARKS = sorted(p for p in (Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py") if not p.name.startswith("_"))
+BENCHMARKS = sorted(
+    p for p in (Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py") if not p.name.startswith("_")
+)
 
 
 def test_every_benchmark_is_listed() -> None:

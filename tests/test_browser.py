@@ -40,9 +40,10 @@ import struct
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -167,8 +168,7 @@ def _in_jupyterlab(tmp_path: Path, root: Path, run: Callable[[Any, Any], None]) 
             except Exception as error:
                 _full_screenshot(page, page_png)
                 raise AssertionError(
-                    f"{type(error).__name__}: {error}\n"
-                    f"full-page screenshot: {page_png}\n{lab.log_tail()}"
+                    f"{type(error).__name__}: {error}\nfull-page screenshot: {page_png}\n{lab.log_tail()}"
                 ) from error
             _full_screenshot(page, page_png)
         if lab.killed:  # JupyterLab's shutdown left them (a kernel or the codex app-server)
@@ -201,10 +201,7 @@ def _run_quickstart(page: Any, frontend: Frontend, lab: Any, screenshot: Path) -
 
     cells = page.locator(".jp-Notebook .jp-CodeCell")
     sources = [cells.nth(i).locator(".cm-content").inner_text() for i in range(cells.count())]
-    prompts = [
-        cells.nth(i).locator(".jp-InputArea-prompt").inner_text().strip()
-        for i in range(cells.count())
-    ]
+    prompts = [cells.nth(i).locator(".jp-InputArea-prompt").inner_text().strip() for i in range(cells.count())]
     unfinished = [
         (source.splitlines()[0] if source else "", prompt)
         for source, prompt in zip(sources, prompts)
@@ -226,11 +223,7 @@ def _run_quickstart(page: Any, frontend: Frontend, lab: Any, screenshot: Path) -
     body = page.locator("body").inner_text()
     for phrase in BROKEN:
         assert phrase not in body, f"{phrase!r} on the page"
-    errors = [
-        text
-        for text in page.locator(STDERR).all_inner_texts()
-        if "Traceback" in text or "Error" in text
-    ]
+    errors = [text for text in page.locator(STDERR).all_inner_texts() if "Traceback" in text or "Error" in text]
     assert not errors, f"error output: {errors}"
     result_cell = next(i for i, source in enumerate(sources) if "_codex_result.status" in source)
     result_text = cells.nth(result_cell).locator(".jp-OutputArea").inner_text()
@@ -294,9 +287,7 @@ def _screenshot_cell(page: Any, cell: Any, path: Path, *, showing: Any = None) -
     """
     viewport = page.viewport_size
     width = cell.bounding_box()["width"]
-    page.set_viewport_size(
-        {"width": round(viewport["width"] + SCREENSHOT_WIDTH - width), "height": viewport["height"]}
-    )
+    page.set_viewport_size({"width": round(viewport["width"] + SCREENSHOT_WIDTH - width), "height": viewport["height"]})
     page.wait_for_function(
         "([el, want]) => Math.abs(el.getBoundingClientRect().width - want) < 4",
         arg=[cell.element_handle(), SCREENSHOT_WIDTH],
@@ -422,9 +413,7 @@ def _run_control(page: Any, frontend: Frontend, lab: Any, root: Path, screenshot
     assert stop.count() == 0, "the Stop button is still shown"
     # The interrupted turn keeps its text so far, and the cell says how it ended.
     assert "Reading the backup" in slow_widget.inner_text()
-    errors = [
-        (i, cells.nth(i).locator(STDERR).all_inner_texts()) for i in range(cells.count())
-    ]
+    errors = [(i, cells.nth(i).locator(STDERR).all_inner_texts()) for i in range(cells.count())]
     assert [e for e in errors if e[1]] == [(3, errors[3][1])], errors
     assert "TurnInterruptedError" in "".join(errors[3][1]), errors[3]
     _assert_rendered(page)

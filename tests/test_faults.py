@@ -395,4 +395,4 @@ def test_model_markup_is_shown_as_text(kernel: Kernel, offline: Offline) -> None
     for text in shown:
         lowered = text.lower()
         assert "<script" not in lowered and "<img" not in lowered, text
-        assert "href=\"javascript" not in lowered and "href='javascript" not in lowered, text
+        assert 'href="javascript' not in lowered and "href='javascript" not in lowered, text

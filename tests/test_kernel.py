@@ -141,9 +141,7 @@ def test_widget_is_displayed_and_updated_during_the_turn(kernel: Kernel, offline
     assert WIDGET_MIME in bundle and "text/plain" in bundle
     display_id = displays[0]["content"]["transient"]["display_id"]
 
-    updates = [
-        m for m in execution.of("comm_msg") if m["content"]["data"].get("method") == "update"
-    ]
+    updates = [m for m in execution.of("comm_msg") if m["content"]["data"].get("method") == "update"]
     # Updates arrive while the turn runs: before the final update_display_data.
     final = execution.messages.index(execution.of("update_display_data")[0])
     during = [m for m in updates if execution.messages.index(m) < final]

@@ -141,7 +141,13 @@ def _code_cell(notebook: nbformat.NotebookNode, start: str) -> nbformat.Notebook
 
 def _errors(notebook: nbformat.NotebookNode) -> list[tuple[str, str]]:
     """The (source, ename) of every error output of the notebook."""
-    return [(c.source, o.ename) for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    return [
+        (c.source, o.ename)
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "error"
+    ]
 
 
 def test_structured_output_notebook_parses_answers_and_carries_on_past_the_schema_error(
@@ -176,8 +182,7 @@ def test_structured_output_notebook_parses_answers_and_carries_on_past_the_schem
 
     # --schema shape (a JSON-schema dict): the JSON value, and --out keeps the result too.
     assert _text(_code_cell(notebook, "counts = _codex_result.parsed")) == (
-        "dict {'total': 3, 'by_severity': {'high': 1, 'medium': 1, 'low': 1}}\n"
-        "total: 3 | high: 1 | same result: True\n"
+        "dict {'total': 3, 'by_severity': {'high': 1, 'medium': 1, 'low': 1}}\ntotal: 3 | high: 1 | same result: True\n"
     )
 
     # The answer that does not validate: the tagged cell raised OutputSchemaError, its transcript
@@ -227,7 +232,10 @@ def test_threads_notebook_forks_starts_afresh_and_resumes_the_first_conversation
     assert f"*  {short_id(first)}  sales report with Ada" in named  # %codex threads, in the same cell
 
     # h = %codex history: the thread's turns as results.
-    assert _text(_code_cell(notebook, "h = %codex history")) == f"2 turns\nYou said: {ada!r}. This thread holds 1 of your messages: {ada}\n"
+    assert (
+        _text(_code_cell(notebook, "h = %codex history"))
+        == f"2 turns\nYou said: {ada!r}. This thread holds 1 of your messages: {ada}\n"
+    )
 
     # A fork carries the history; a new thread does not.
     forked = _text(_code_cell(notebook, "%codex fork"))
@@ -251,7 +259,9 @@ def test_threads_notebook_forks_starts_afresh_and_resumes_the_first_conversation
     assert f"thread {short_id(first)}" in carried_on
     assert f"holds 3 of your messages: {ada} / {figures} / Remind me: what is my name?" in carried_on
     assert "Suppose" not in carried_on and "What do you know" not in carried_on
-    assert _text(_code_cell(notebook, 'print("back on the first thread:"')).startswith("back on the first thread: True\n")
+    assert _text(_code_cell(notebook, 'print("back on the first thread:"')).startswith(
+        "back on the first thread: True\n"
+    )
 
     # %codex status: the app-server, the thread, and no secret (the setup cell sets a stand-in key).
     status = _text(_code_cell(notebook, "%codex status"))

@@ -44,7 +44,11 @@ def _ok(execution: Execution) -> None:
 
 
 def test_codex_sees_the_variables_and_a_dataframe(kernel: Kernel, offline: Offline) -> None:
-    _ok(kernel.run("import pandas as pd\nsales = pd.DataFrame({'month': ['Jan', 'Feb'], 'revenue': [120, 340]})\nthreshold = 200"))
+    _ok(
+        kernel.run(
+            "import pandas as pd\nsales = pd.DataFrame({'month': ['Jan', 'Feb'], 'revenue': [120, 340]})\nthreshold = 200"
+        )
+    )
     offline.model.add(
         function_call("list_variables", {}),
         function_call("inspect_variable", {"name": "sales"}),
@@ -79,7 +83,11 @@ def test_a_run_asks_and_runs_after_approve(kernel: Kernel, offline: Offline) -> 
     seen: dict[str, Any] = {}
 
     def approve(kernel: Kernel, execution: Execution) -> None:
-        boxes = [m for m in execution.of("comm_open") if "Codex asks to run code" in json.dumps(m["content"]["data"]["state"])]
+        boxes = [
+            m
+            for m in execution.of("comm_open")
+            if "Codex asks to run code" in json.dumps(m["content"]["data"]["state"])
+        ]
         seen["box"] = json.dumps(boxes[0]["content"]["data"]["state"]) if boxes else ""
         kernel.click(buttons(execution)["Approve"])
 
@@ -94,7 +102,7 @@ def test_a_run_asks_and_runs_after_approve(kernel: Kernel, offline: Offline) -> 
 def test_a_plot_reaches_codex_as_an_image(kernel: Kernel, offline: Offline) -> None:
     code = "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('trend')"
     offline.model.add(function_call("run_python", {"code": code}), message("I see the plot."))
-    _ok(kernel.run(f"%%codex --kernel-run allow\nPlot it."))
+    _ok(kernel.run("%%codex --kernel-run allow\nPlot it."))
     images = _images(offline.model.requests[-1])
     assert len(images) == 1 and images[0].startswith("data:image/png;base64,")
     # The figure went to Codex, not into the cell's output area.
@@ -155,7 +163,9 @@ def test_a_resumed_thread_still_has_the_tools(kernel: Kernel, offline: Offline) 
     _ok(kernel.run("%%codex\nHello."))
     pid = int(kernel.value("__import__('codex_magic._session', fromlist=['x']).get_session().pid"))
     os.kill(pid, signal.SIGKILL)
-    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}/status") or "zombie" in open(f"/proc/{pid}/status").read())
+    assert wait_until(
+        lambda: not os.path.exists(f"/proc/{pid}/status") or "zombie" in open(f"/proc/{pid}/status").read()
+    )
     _ok(kernel.run("%%codex\nWhat is answer_value?"))
     assert "41" in _told(offline.model.requests[-1])
 

@@ -161,10 +161,49 @@ def check(ip: Any, line: str) -> None:
 
 
 ODD_VALUES = [
-    "", " ", '"', "'", "\\", '"x', "x'", "\\\\", "a b", "é", "日本", "\u200b", "\x00", "\n",
-    "nan", "NaN", "inf", "-inf", "1e309", "-1", "-0", "0", "1.5", "1_0", "--", "-", "--new",
-    "print", "__builtins__", "In", "_", "_i1", "_3", "get_ipython", "class", "None", "high",
-    "ultra", "read-only", "~", "/", ".", "$HOME",
+    "",
+    " ",
+    '"',
+    "'",
+    "\\",
+    '"x',
+    "x'",
+    "\\\\",
+    "a b",
+    "é",
+    "日本",
+    "\u200b",
+    "\x00",
+    "\n",
+    "nan",
+    "NaN",
+    "inf",
+    "-inf",
+    "1e309",
+    "-1",
+    "-0",
+    "0",
+    "1.5",
+    "1_0",
+    "--",
+    "-",
+    "--new",
+    "print",
+    "__builtins__",
+    "In",
+    "_",
+    "_i1",
+    "_3",
+    "get_ipython",
+    "class",
+    "None",
+    "high",
+    "ultra",
+    "read-only",
+    "~",
+    "/",
+    ".",
+    "$HOME",
 ]
 
 
@@ -182,9 +221,7 @@ def option_lines(draw: st.DrawFn) -> str:
     return " ".join(words)
 
 
-PROPERTY = settings(
-    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
-)
+PROPERTY = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY
@@ -219,8 +256,30 @@ def test_timeout_zero_means_no_limit(ip: Any, magic: CodexMagic) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["__builtins__", "print", "get_ipython", "In", "Out", "_", "__", "___", "_i", "_ii", "_iii",
-     "_oh", "_dh", "_ih", "_7", "_i7", "exit", "quit", "open", "class", "__name__", "ｐｒｉｎｔ"],
+    [
+        "__builtins__",
+        "print",
+        "get_ipython",
+        "In",
+        "Out",
+        "_",
+        "__",
+        "___",
+        "_i",
+        "_ii",
+        "_iii",
+        "_oh",
+        "_dh",
+        "_ih",
+        "_7",
+        "_i7",
+        "exit",
+        "quit",
+        "open",
+        "class",
+        "__name__",
+        "ｐｒｉｎｔ",
+    ],
 )
 def test_out_refuses_names_the_shell_needs(ip: Any, magic: CodexMagic, name: str) -> None:
     message = refused(ip, f"--out {name}")
@@ -308,8 +367,12 @@ def test_help_shows_the_magic_names(ip: Any, capsys: pytest.CaptureFixture[str])
     ],
 )
 def test_bad_config_fails_visibly_and_keeps_the_old_value(
-    ip: Any, magic: CodexMagic, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
-    assignment: str, expected: str,
+    ip: Any,
+    magic: CodexMagic,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    assignment: str,
+    expected: str,
 ) -> None:
     name = assignment.split(" =")[0]
     before = getattr(magic, name)
@@ -326,8 +389,15 @@ def test_bad_config_fails_visibly_and_keeps_the_old_value(
 
 
 def test_good_config_is_kept(ip: Any, magic: CodexMagic) -> None:
-    for assignment in ('effort = "high"', 'model = "m1"', "model = None", "timeout = 0", "approval_timeout = 5",
-                       "startup_timeout = 0.5", 'sandbox = "read-only"'):
+    for assignment in (
+        'effort = "high"',
+        'model = "m1"',
+        "model = None",
+        "timeout = 0",
+        "approval_timeout = 5",
+        "startup_timeout = 0.5",
+        'sandbox = "read-only"',
+    ):
         result = ip.run_cell(f"%config CodexMagic.{assignment}")
         assert result.success, (assignment, result.error_in_exec)
     assert (magic.effort, magic.model, magic.approval_timeout, magic.sandbox) == ("high", None, 5.0, "read-only")

@@ -99,9 +99,7 @@ VANISHED_RAW = [
 COMMAND_8: dict[str, Any] = {
     "aggregatedOutput": DENIED_OUTPUT,
     "command": "/bin/bash -lc 'echo x > /tmp/vanish_outside.txt'",
-    "commandActions": [
-        {"command": "echo x > /tmp/vanish_outside.txt", "type": "unknown"}
-    ],
+    "commandActions": [{"command": "echo x > /tmp/vanish_outside.txt", "type": "unknown"}],
     "cwd": CWD,
     "durationMs": 22,
     "exitCode": 1,
@@ -157,9 +155,7 @@ def test_an_item_stored_twice_is_returned_once() -> None:
 
 def test_missing_items_validate_as_sdk_thread_items() -> None:
     (item,) = missing_items(NORMAL_SEEN - {"call_8"}, NORMAL_STORED)
-    assert (
-        ThreadItem.model_validate(item).model_dump(by_alias=True, mode="json") == item
-    )
+    assert ThreadItem.model_validate(item).model_dump(by_alias=True, mode="json") == item
 
 
 def test_thread_read_alone_does_not_bring_back_a_vanished_command() -> None:
@@ -182,10 +178,7 @@ def test_raw_items_rebuild_the_vanished_command() -> None:
     assert item["aggregatedOutput"] == DENIED_OUTPUT
     assert item["cwd"] == CWD
     assert item["durationMs"] is None  # "Wall time: 0.0000 seconds": not measured
-    assert (
-        ThreadItem.model_validate(item).model_dump(by_alias=True, mode="json")["status"]
-        == "failed"
-    )
+    assert ThreadItem.model_validate(item).model_dump(by_alias=True, mode="json")["status"] == "failed"
 
 
 def test_raw_items_of_a_shown_command_add_nothing() -> None:
@@ -268,9 +261,7 @@ def test_other_tools_and_content_item_outputs() -> None:
 # Against the real app-server: reproduce the early sandbox denial.
 
 TURN_TIMEOUT = 20.0
-MAX_TURNS = (
-    8  # a denied `echo x > outside` without login shell vanished 20/20 in our runs
-)
+MAX_TURNS = 8  # a denied `echo x > outside` without login shell vanished 20/20 in our runs
 
 
 @dataclass
@@ -279,9 +270,7 @@ class Run:
     raw: list[dict[str, Any]] = field(default_factory=list)
     stored: list[dict[str, Any]] = field(default_factory=list)
     model_call_ids: set[str] = field(default_factory=set)  # outputs the model received
-    unseen_at_output: set[str] = field(
-        default_factory=set
-    )  # not shown when its output arrived
+    unseen_at_output: set[str] = field(default_factory=set)  # not shown when its output arrived
 
     @property
     def vanished(self) -> set[str]:
@@ -289,9 +278,7 @@ class Run:
 
 
 def _raw_item(payload: Any) -> dict[str, Any]:
-    params = getattr(
-        payload, "params", None
-    )  # the SDK may hand it over as UnknownNotification
+    params = getattr(payload, "params", None)  # the SDK may hand it over as UnknownNotification
     if params is None:
         params = payload.model_dump(by_alias=True, mode="json")
     return dict(params["item"])
@@ -313,10 +300,7 @@ def _run_turn(thread: Any, model: Any, outside: Path) -> Run:
             elif note.method == "rawResponseItem/completed":
                 item = _raw_item(note.payload)
                 run.raw.append(item)
-                if (
-                    item.get("type") == "function_call_output"
-                    and item["call_id"] not in run.seen
-                ):
+                if item.get("type") == "function_call_output" and item["call_id"] not in run.seen:
                     run.unseen_at_output.add(item["call_id"])
 
     worker = threading.Thread(target=pump, daemon=True)
@@ -325,9 +309,7 @@ def _run_turn(thread: Any, model: Any, outside: Path) -> Run:
     if worker.is_alive():
         handle.interrupt()
         pytest.fail(f"turn did not complete in {TURN_TIMEOUT} s")
-    turn = next(
-        t for t in thread.read(include_turns=True).thread.turns if t.id == handle.id
-    )
+    turn = next(t for t in thread.read(include_turns=True).thread.turns if t.id == handle.id)
     run.stored = [item.model_dump(by_alias=True, mode="json") for item in turn.items]
     first, last = (
         model.requests[before],
@@ -338,11 +320,7 @@ def _run_turn(thread: Any, model: Any, outside: Path) -> Run:
 
 
 def _output_call_ids(request: Any) -> set[str]:
-    return {
-        item["call_id"]
-        for item in request.input
-        if item.get("type") == "function_call_output"
-    }
+    return {item["call_id"] for item in request.input if item.get("type") == "function_call_output"}
 
 
 @pytest.fixture(scope="module")
@@ -397,15 +375,8 @@ def test_reconcile_shows_every_command_the_model_saw(
     for run in runs:
         shown = set(run.seen)
         shown |= {item["id"] for item in missing_items(run.seen, run.stored)}
-        shown |= {
-            item["id"]
-            for item in missing_items(
-                run.seen, command_items_from_raw(run.raw, cwd=cwd)
-            )
-        }
-        assert run.model_call_ids <= shown, (
-            f"missing from the transcript: {run.model_call_ids - shown}"
-        )
+        shown |= {item["id"] for item in missing_items(run.seen, command_items_from_raw(run.raw, cwd=cwd))}
+        assert run.model_call_ids <= shown, f"missing from the transcript: {run.model_call_ids - shown}"
     _require_vanished(runs)
 
 
@@ -428,6 +399,4 @@ def test_thread_read_lacks_the_vanished_command(
     runs, _cwd = denied_runs
     for run in _require_vanished(runs):
         stored_ids = {item["id"] for item in run.stored}
-        assert not run.vanished & stored_ids, (
-            "thread/read now has the command: upstream fixed?"
-        )
+        assert not run.vanished & stored_ids, "thread/read now has the command: upstream fixed?"

@@ -116,7 +116,9 @@ def test_a_shell_environment_policy_of_the_users_own_is_kept(
     write_codex_config(home, offline.model.url, extra_toml='[shell_environment_policy]\ninherit = "all"')
     _use_config(shell, home, monkeypatch)
     monkeypatch.setenv("MY_SERVICE_TOKEN", "wanted-here")
-    offline.model.add(exec_command("printenv MY_SERVICE_TOKEN"), lambda request: message(request.function_call_outputs()[-1]))
+    offline.model.add(
+        exec_command("printenv MY_SERVICE_TOKEN"), lambda request: message(request.function_call_outputs()[-1])
+    )
     shell.run_cell_magic("codex", "", "Print the token.")
     # The command had it (the model received it); the notebook shows it hidden.
     assert "wanted-here" in offline.model.requests[-1].function_call_outputs()[-1]
@@ -286,7 +288,11 @@ def test_an_interrupt_at_any_moment_of_the_first_cell_ends_it_in_one_line(
         assert execution.seconds <= after + 0.05, "the interrupt came during the cell and was lost"
         return
     assert execution.error["ename"] == "TurnInterruptedError", execution.error
-    record(f"interrupt {after} s into the first cell", cell_seconds=round(execution.seconds, 3), error=execution.error["evalue"])
+    record(
+        f"interrupt {after} s into the first cell",
+        cell_seconds=round(execution.seconds, 3),
+        error=execution.error["evalue"],
+    )
     assert len(execution.error["traceback"]) == 1
     assert kernel.value("_codex_result.status.value") == "interrupted"
     if "before the prompt was sent" in execution.error["evalue"]:

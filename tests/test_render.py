@@ -45,7 +45,13 @@ ITEMS: dict[str, dict[str, Any]] = {
     },
     "hookPrompt": {"type": "hookPrompt", "id": "h1", "fragments": [{"hookRunId": "run1", "text": "hook says hi"}]},
     "agentMessage": {"type": "agentMessage", "id": "m1", "text": "Here is the answer.", "phase": "final_answer"},
-    "functionCallOutput": {"type": "functionCallOutput", "id": "f1", "name": "lookup", "namespace": "ns", "output": "42"},
+    "functionCallOutput": {
+        "type": "functionCallOutput",
+        "id": "f1",
+        "name": "lookup",
+        "namespace": "ns",
+        "output": "42",
+    },
     "plan": {"type": "plan", "id": "p1", "text": "1. read\n2. fix"},
     "reasoning": {"type": "reasoning", "id": "r1", "summary": ["Look first.", "Then act."], "content": ["raw"]},
     "commandExecution": {
@@ -109,7 +115,12 @@ ITEMS: dict[str, dict[str, Any]] = {
         "kind": "started",
         "model": "gpt-x",
     },
-    "webSearch": {"type": "webSearch", "id": "w1", "query": "codex docs", "action": {"type": "search", "query": "codex docs"}},
+    "webSearch": {
+        "type": "webSearch",
+        "id": "w1",
+        "query": "codex docs",
+        "action": {"type": "search", "query": "codex docs"},
+    },
     "imageView": {"type": "imageView", "id": "iv1", "path": "/work/ws/plot.png"},
     "sleep": {"type": "sleep", "id": "s1", "durationMs": 1500},
     "imageGeneration": {
@@ -438,15 +449,30 @@ def test_esc() -> None:
         pytest.param({**ITEMS["commandExecution"], "aggregatedOutput": EVIL}, id="command.output"),
         pytest.param({**ITEMS["commandExecution"], "exitCode": None, "status": EVIL}, id="command.status"),
         pytest.param(
-            {"type": "fileChange", "id": "f", "status": "completed", "changes": [{"path": EVIL, "kind": {"type": "add"}, "diff": ""}]},
+            {
+                "type": "fileChange",
+                "id": "f",
+                "status": "completed",
+                "changes": [{"path": EVIL, "kind": {"type": "add"}, "diff": ""}],
+            },
             id="fileChange.path",
         ),
         pytest.param(
-            {"type": "fileChange", "id": "f", "status": "completed", "changes": [{"path": "a", "kind": {"type": "add"}, "diff": EVIL}]},
+            {
+                "type": "fileChange",
+                "id": "f",
+                "status": "completed",
+                "changes": [{"path": "a", "kind": {"type": "add"}, "diff": EVIL}],
+            },
             id="fileChange.diff",
         ),
         pytest.param(
-            {"type": "fileChange", "id": "f", "status": "completed", "changes": [{"path": "a", "kind": {"type": EVIL}, "diff": ""}]},
+            {
+                "type": "fileChange",
+                "id": "f",
+                "status": "completed",
+                "changes": [{"path": "a", "kind": {"type": EVIL}, "diff": ""}],
+            },
             id="fileChange.kind",
         ),
         pytest.param({"type": "reasoning", "id": "r", "summary": ["fine", EVIL]}, id="reasoning.summary"),
@@ -532,7 +558,9 @@ USAGE = {
     "total": {"totalTokens": 5678, "inputTokens": 5000, "outputTokens": 678},
     "modelContextWindow": 258400,
 }
-INFO = TurnInfo(thread_id="01a23228-870b-7231-9503-a2b563aae282", model="gpt-5-codex", sandbox="workspace-write", cwd="/work")
+INFO = TurnInfo(
+    thread_id="01a23228-870b-7231-9503-a2b563aae282", model="gpt-5-codex", sandbox="workspace-write", cwd="/work"
+)
 
 
 @pytest.mark.parametrize(

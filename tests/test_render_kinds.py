@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import copy
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -333,8 +334,8 @@ def test_command_card_shows_command_cwd_badge_duration() -> None:
     rendered = render(ITEMS["commandExecution"])
     shown = check_html(rendered.html)
     assert "$ ls -1" in shown and "/work/ws" in shown and "1.23 s" in shown
-    assert "background:#1a7f37\">exit 0</span>" in rendered.html
-    assert "background:#cf222e\">exit 1</span>" in render({**ITEMS["commandExecution"], "exitCode": 1}).html
+    assert 'background:#1a7f37">exit 0</span>' in rendered.html
+    assert 'background:#cf222e">exit 1</span>' in render({**ITEMS["commandExecution"], "exitCode": 1}).html
     assert rendered.markdown == "`$ ls -1` \u00b7 `exit 0` \u00b7 1.23 s \u00b7 /work/ws\n\n```\na.txt\nb.txt\n```"
 
 
@@ -378,7 +379,12 @@ def test_huge_output_when_done_folds_a_capped_tail() -> None:
     ids=["quotes", "markup", "cjk", "emoji-lines", "one-line"],
 )
 def test_pathological_output_is_bounded(output: str) -> None:
-    item = {**RUNNING_COMMAND, "aggregatedOutput": output, "command": "c" * 10_000 + '"' * 5000, "cwd": "/" + "d<" * 2000}
+    item = {
+        **RUNNING_COMMAND,
+        "aggregatedOutput": output,
+        "command": "c" * 10_000 + '"' * 5000,
+        "cwd": "/" + "d<" * 2000,
+    }
     running = render(item, "running")
     assert size(running.html) <= 6 * 1024, size(running.html)
     done = render({**item, "status": "completed", "exitCode": 0})
@@ -396,7 +402,7 @@ def test_declined_and_failed_commands() -> None:
     declined = render({**ITEMS["commandExecution"], "status": "declined", "exitCode": None, "aggregatedOutput": None})
     assert ">declined</span>" in declined.html and "<pre" not in declined.html
     failed = render({**ITEMS["commandExecution"], "status": "failed", "exitCode": None})
-    assert "background:#cf222e\">failed</span>" in failed.html
+    assert 'background:#cf222e">failed</span>' in failed.html
 
 
 # -- file changes and the turn diff -----------------------------------------------------------------
@@ -493,12 +499,22 @@ def test_render_plan_is_a_checklist() -> None:
     assert rendered.text.split("\n") == [
         "[plan] 1/3", "Fix the <b>bug</b>", "  \u2611 Read the code", "  \u25d0 Write the *fix*", "  \u2610 Run tests",
     ]  # fmt: skip
-    assert rendered.markdown.endswith("- [x] Read the code\n- [ ] **Write the \\*fix\\*** *(in progress)*\n- [ ] Run tests")
+    assert rendered.markdown.endswith(
+        "- [x] Read the code\n- [ ] **Write the \\*fix\\*** *(in progress)*\n- [ ] Run tests"
+    )
 
 
 @pytest.mark.parametrize(
     "plan",
-    [{}, {"plan": []}, {"plan": None, "explanation": None}, {"plan": "x"}, {"plan": [None, 3, {"step": None}]}, None, []],
+    [
+        {},
+        {"plan": []},
+        {"plan": None, "explanation": None},
+        {"plan": "x"},
+        {"plan": [None, 3, {"step": None}]},
+        None,
+        [],
+    ],
 )
 def test_render_plan_tolerates_odd_payloads(plan: Any) -> None:
     rendered = render_plan(plan)
@@ -538,13 +554,16 @@ def test_mcp_images_inline_only_when_valid() -> None:
     ]
     rendered = render({**ITEMS["mcpToolCall"], "result": {"content": content}})
     assert rendered.html.count("<img") == 2
-    assert f'src="data:image/png;base64,{PNG}"' in rendered.html and f'src="data:image/jpeg;base64,{JPEG}"' in rendered.html
+    assert (
+        f'src="data:image/png;base64,{PNG}"' in rendered.html
+        and f'src="data:image/jpeg;base64,{JPEG}"' in rendered.html
+    )
     assert "[image/svg+xml not shown]" in rendered.html and "[resource x: file:///x]" in rendered.text
 
 
 def test_mcp_structured_content_when_no_text() -> None:
     rendered = render({**ITEMS["mcpToolCall"], "result": {"content": [], "structuredContent": {"rows": 3}}})
-    assert '&quot;rows&quot;: 3' in rendered.html
+    assert "&quot;rows&quot;: 3" in rendered.html
 
 
 def test_long_tool_result_shows_its_head() -> None:
@@ -564,7 +583,7 @@ def test_dynamic_tool_call() -> None:
     assert "kernel.kernel_eval(" in rendered.html and rendered.html.count("<img") == 1
     assert "[image not shown]" in rendered.html
     failed = render({**ITEMS["dynamicToolCall"], "success": False, "contentItems": []})
-    assert "background:#cf222e\">failed</span>" in failed.html and "the tool reported failure" in failed.html
+    assert 'background:#cf222e">failed</span>' in failed.html and "the tool reported failure" in failed.html
 
 
 # -- web, images, sub-agents, and the small kinds -------------------------------------------------------
@@ -573,11 +592,23 @@ def test_dynamic_tool_call() -> None:
 @pytest.mark.parametrize(
     ("action", "done", "running"),
     [
-        ({"type": "search", "query": "codex docs"}, "searched \u201ccodex docs\u201d", "searching \u201ccodex docs\u201d\u2026"),
+        (
+            {"type": "search", "query": "codex docs"},
+            "searched \u201ccodex docs\u201d",
+            "searching \u201ccodex docs\u201d\u2026",
+        ),
         ({"type": "openPage", "url": "https://e.com/p"}, "opened https://e.com/p", "opening https://e.com/p\u2026"),
         ({"type": "open_page", "url": "https://example.com/p"}, "opened https://example.com/p", "opening"),
-        ({"type": "findInPage", "url": "https://e.com", "pattern": "x"}, "searched for \u201cx\u201d in https://e.com", "searching"),
-        ({"type": "find_in_page", "url": "https://e.com", "pattern": "x"}, "searched for \u201cx\u201d in https://e.com", "searching"),
+        (
+            {"type": "findInPage", "url": "https://e.com", "pattern": "x"},
+            "searched for \u201cx\u201d in https://e.com",
+            "searching",
+        ),
+        (
+            {"type": "find_in_page", "url": "https://e.com", "pattern": "x"},
+            "searched for \u201cx\u201d in https://e.com",
+            "searching",
+        ),
         ({"type": "other"}, "searched \u201ccodex docs\u201d", "searching"),
         (None, "searched \u201ccodex docs\u201d", "searching"),
     ],
@@ -714,7 +745,9 @@ def test_malformed_fields_never_break_rendering(base: dict[str, Any]) -> None:
         render({k: v for k, v in base.items() if k != key}, "done")
 
 
-@pytest.mark.parametrize("item", [[], "text", 5, None, {"type": ["list"]}, {"type": {"x": 1}}, {"type": None, "a": EVIL}])
+@pytest.mark.parametrize(
+    "item", [[], "text", 5, None, {"type": ["list"]}, {"type": {"x": 1}}, {"type": None, "a": EVIL}]
+)
 def test_non_dict_items_and_odd_types(item: Any) -> None:
     rendered = render(item)
     assert rendered.text.startswith("[")
@@ -755,10 +788,40 @@ def test_render_turn_with_plan_diff_and_unfinished_items() -> None:
 # -- long Markdown in pieces -----------------------------------------------------------------------
 
 _SNIPPETS = [
-    "Text with *em*, **strong** and `code`.", "More text", "# Heading", "- item", "  - nested", "1. first",
-    "2) second", "> quote", "```python", "```", "~~~", "````", "  ```", "    indented code", "\tTabbed",
-    "| a | b |", "|---|---|", "| 1 | 2 |", "a | b", "--|--", "[link](https://example.com)", "***", "---",
-    "===", "  continued", "* star", "+ plus", "Word", "\u00c9clair", "#tag", "```js`x", "- ```", "> ```", "z",
+    "Text with *em*, **strong** and `code`.",
+    "More text",
+    "# Heading",
+    "- item",
+    "  - nested",
+    "1. first",
+    "2) second",
+    "> quote",
+    "```python",
+    "```",
+    "~~~",
+    "````",
+    "  ```",
+    "    indented code",
+    "\tTabbed",
+    "| a | b |",
+    "|---|---|",
+    "| 1 | 2 |",
+    "a | b",
+    "--|--",
+    "[link](https://example.com)",
+    "***",
+    "---",
+    "===",
+    "  continued",
+    "* star",
+    "+ plus",
+    "Word",
+    "\u00c9clair",
+    "#tag",
+    "```js`x",
+    "- ```",
+    "> ```",
+    "z",
 ]
 
 

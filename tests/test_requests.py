@@ -20,14 +20,17 @@ from codex_magic._requests import (
 
 from .test_render import EVIL
 
-
 COMMAND = Request(
     "item/commandExecution/requestApproval",
     {
         "command": "/bin/bash -lc 'touch /tmp/x'",
         "cwd": "/work",
         "reason": "make a file",
-        "availableDecisions": ["accept", {"acceptWithExecpolicyAmendment": {"execpolicy_amendment": ["touch"]}}, "cancel"],
+        "availableDecisions": [
+            "accept",
+            {"acceptWithExecpolicyAmendment": {"execpolicy_amendment": ["touch"]}},
+            "cancel",
+        ],
     },
 )
 PERMISSIONS = Request(
@@ -37,7 +40,11 @@ PERMISSIONS = Request(
         "reason": "write outside",
         "permissions": {
             "network": None,
-            "fileSystem": {"read": None, "write": ["/tmp/out"], "entries": [{"path": {"type": "path", "path": "/tmp/out"}, "access": "write"}]},
+            "fileSystem": {
+                "read": None,
+                "write": ["/tmp/out"],
+                "entries": [{"path": {"type": "path", "path": "/tmp/out"}, "access": "write"}],
+            },
         },
     },
 )
@@ -54,7 +61,14 @@ QUESTION = Request(
                 "isSecret": False,
                 "options": [{"label": "Python", "description": "snakes"}, {"label": "Rust", "description": "crabs"}],
             },
-            {"id": "token", "header": "Token", "question": "Your token?", "isOther": False, "isSecret": True, "options": None},
+            {
+                "id": "token",
+                "header": "Token",
+                "question": "Your token?",
+                "isOther": False,
+                "isSecret": True,
+                "options": None,
+            },
         ],
     },
 )
@@ -82,7 +96,11 @@ TOOL = Request(
         "serverName": "asker",
         "mode": "form",
         "message": 'Allow the asker MCP server to run tool "wipe"?',
-        "_meta": {"codex_approval_kind": "mcp_tool_call", "persist": ["session", "always"], "tool_params": {"all": True}},
+        "_meta": {
+            "codex_approval_kind": "mcp_tool_call",
+            "persist": ["session", "always"],
+            "tool_params": {"all": True},
+        },
         "requestedSchema": {"type": "object", "properties": {}},
     },
 )
@@ -98,8 +116,15 @@ def test_command_offers_its_decisions_and_always_decline() -> None:
     remembered = COMMAND.respond("option:1")
     assert remembered == {"decision": {"acceptWithExecpolicyAmendment": {"execpolicy_amendment": ["touch"]}}}
     assert COMMAND.word(remembered) == "approved, and allowed from now on"
-    network = Request(COMMAND.method, {"availableDecisions": [
-        "accept", {"applyNetworkPolicyAmendment": {"network_policy_amendment": {"host": "pypi.org", "action": "allow"}}}]})
+    network = Request(
+        COMMAND.method,
+        {
+            "availableDecisions": [
+                "accept",
+                {"applyNetworkPolicyAmendment": {"network_policy_amendment": {"host": "pypi.org", "action": "allow"}}},
+            ]
+        },
+    )
     assert [c.label for c in network.choices()] == ["Approve", "Always allow network access to pypi.org", "Decline"]
     assert network.word(network.respond("option:1")) == "host allowed"
     for bad in ("option:0", "option:9", "option:x"):
@@ -132,7 +157,13 @@ def test_permissions_are_granted_as_asked_for_the_turn_or_the_session() -> None:
 
 def test_questions_become_fields_and_answers() -> None:
     lang, token = QUESTION.fields()
-    assert (lang.id, lang.label, lang.options, lang.free_text, lang.secret) == ("lang", "Language", ("Python", "Rust"), True, False)
+    assert (lang.id, lang.label, lang.options, lang.free_text, lang.secret) == (
+        "lang",
+        "Language",
+        ("Python", "Rust"),
+        True,
+        False,
+    )
     assert lang.descriptions == ("snakes", "crabs")
     assert token.free_text and token.secret and not token.options  # no options: type the answer
     assert keys(QUESTION) == [SUBMIT, DECLINE]
@@ -155,7 +186,11 @@ def test_mcp_form_fields_are_typed() -> None:
     assert reply == {"action": "accept", "content": {"name": "Ada", "age": 36, "ok": True, "size": "M"}}
     assert FORM.respond(ACCEPT, {"name": "Ada"}) == {"action": "accept", "content": {"name": "Ada"}}
     assert FORM.word(reply) == "answered" and FORM.answer_text(reply) == "name: Ada; age: 36; ok: True; size: M"
-    for answers, error in [({}, "Name"), ({"name": "A", "age": "old"}, "number"), ({"name": "A", "age": "1.5"}, "whole")]:
+    for answers, error in [
+        ({}, "Name"),
+        ({"name": "A", "age": "old"}, "number"),
+        ({"name": "A", "age": "1.5"}, "whole"),
+    ]:
         with pytest.raises(AnswerError, match=error):
             FORM.respond(ACCEPT, answers)
     assert FORM.respond(DECLINE) == {"action": "decline", "content": None}
@@ -228,10 +263,16 @@ def test_render_request_escapes_every_field(request_: Request) -> None:
 
 
 def test_render_request_links_a_web_url() -> None:
-    url = Request("mcpServer/elicitation/request", {"serverName": "s", "mode": "url", "url": "https://example.com/a?b=1&c=2", "message": "Sign in"})
+    url = Request(
+        "mcpServer/elicitation/request",
+        {"serverName": "s", "mode": "url", "url": "https://example.com/a?b=1&c=2", "message": "Sign in"},
+    )
     rendered = render_request(url)
     assert 'href="https://example.com/a?b=1&amp;c=2"' in rendered.html and "Sign in" in rendered.text
-    assert [c.key for c in url.choices()] == [ACCEPT, DECLINE, CANCEL] and url.respond(ACCEPT) == {"action": "accept", "content": None}
+    assert [c.key for c in url.choices()] == [ACCEPT, DECLINE, CANCEL] and url.respond(ACCEPT) == {
+        "action": "accept",
+        "content": None,
+    }
 
 
 def test_file_change_request_shows_the_diff_of_its_item() -> None:
@@ -266,7 +307,11 @@ _ASKED = {
     "cwd": "/work",
     "commandActions": [{"type": "unknown", "command": "touch /work/m.txt"}],
     "proposedExecpolicyAmendment": ["touch", "/work/m.txt"],
-    "availableDecisions": ["accept", {"acceptWithExecpolicyAmendment": {"execpolicy_amendment": ["touch", "/work/m.txt"]}}, "cancel"],
+    "availableDecisions": [
+        "accept",
+        {"acceptWithExecpolicyAmendment": {"execpolicy_amendment": ["touch", "/work/m.txt"]}},
+        "cancel",
+    ],
 }
 IN_SANDBOX = Request("item/commandExecution/requestApproval", _ASKED)
 ESCALATED = Request("item/commandExecution/requestApproval", {**_ASKED, "reason": "make a file"})
@@ -288,9 +333,15 @@ def test_a_command_that_asks_to_leave_the_sandbox_says_so() -> None:
 
 
 def test_network_permissions_and_terminal_input_are_named_as_such() -> None:
-    network = Request(IN_SANDBOX.method, {**_ASKED, "networkApprovalContext": {"host": "pypi.org", "protocol": "https"}})
+    network = Request(
+        IN_SANDBOX.method, {**_ASKED, "networkApprovalContext": {"host": "pypi.org", "protocol": "https"}}
+    )
     assert render_request(network).text.startswith("? Codex asks to run a command with network access to pypi.org")
-    more = Request(IN_SANDBOX.method, {**_ASKED, "reason": "fetch", "additionalPermissions": {"network": {"enabled": True}}})
-    assert render_request(more).text.startswith("? Codex asks to run a command with more permissions\n$ touch /work/m.txt\nnetwork access")
+    more = Request(
+        IN_SANDBOX.method, {**_ASKED, "reason": "fetch", "additionalPermissions": {"network": {"enabled": True}}}
+    )
+    assert render_request(more).text.startswith(
+        "? Codex asks to run a command with more permissions\n$ touch /work/m.txt\nnetwork access"
+    )
     stdin = Request(IN_SANDBOX.method, {**_ASKED, "kind": "writeStdin"})
     assert stdin.summary().startswith("write to a running command: ")

@@ -16,7 +16,7 @@ from codex_magic._render import esc
 from codex_magic._result import RunResult, build_result
 from codex_magic._transcript import FAILED, INTERRUPTED, Transcript
 
-from .record_notifications import STREAMED_TEXT, COMMAND_ANSWER, MARKUP
+from .record_notifications import COMMAND_ANSWER, MARKUP, STREAMED_TEXT
 
 DATA = Path(__file__).resolve().parent / "data"
 RECORDINGS = ["streamed_message", "command", "http_500", "interrupted", "markup"]
@@ -204,10 +204,22 @@ def test_build_result_mid_turn() -> None:
 
 def test_run_result_keeps_the_sdk_fields_and_adds_only_fields_with_defaults() -> None:
     sdk = [f.name for f in dataclasses.fields(TurnResult)]
-    assert sdk == ["id", "status", "error", "started_at", "completed_at", "duration_ms", "final_response", "items", "usage"]
+    assert sdk == [
+        "id",
+        "status",
+        "error",
+        "started_at",
+        "completed_at",
+        "duration_ms",
+        "final_response",
+        "items",
+        "usage",
+    ]
     ours = dataclasses.fields(RunResult)
     assert [f.name for f in ours[: len(sdk)]] == sdk
-    assert all(f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING for f in ours[len(sdk) :])
+    assert all(
+        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING for f in ours[len(sdk) :]
+    )
     assert issubclass(RunResult, TurnResult)
     # Built from the SDK's fields alone, it still displays.
     plain_result = RunResult(**field_values(build_result(replay("command"))))
@@ -241,7 +253,13 @@ def test_result_display_is_what_the_cell_showed_when_the_turn_ended(name: str) -
     assert result._rendered() == shown
     if transcript.usage:
         assert "this turn (all its model requests)" in shown.text and "last request" not in shown.text
-    for fact in ("thread 63aae282", "gpt-5-codex", "sandbox read-only", "approval untrusted", f"{transcript.elapsed():.1f} s"):
+    for fact in (
+        "thread 63aae282",
+        "gpt-5-codex",
+        "sandbox read-only",
+        "approval untrusted",
+        f"{transcript.elapsed():.1f} s",
+    ):
         assert fact in result._repr_html_() and fact in result._repr_markdown_()
 
 

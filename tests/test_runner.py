@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-
 from openai_codex.generated.v2_all import AgentMessageDeltaNotification
 from openai_codex.models import Notification, UnknownNotification
 
@@ -167,7 +167,9 @@ class _RecordingView:
         pass
 
 
-@pytest.mark.parametrize(("ready", "order"), [(True, ["sink", "turn/start", "view"]), (False, ["view", "sink", "turn/start"])])
+@pytest.mark.parametrize(
+    ("ready", "order"), [(True, ["sink", "turn/start", "view"]), (False, ["view", "sink", "turn/start"])]
+)
 def test_the_view_is_made_while_a_ready_app_server_starts_the_turn(ready: bool, order: list[str]) -> None:
     session = _Session(ready)
     run = TurnRun(session, "prompt", TurnSettings(cwd=".", sandbox="read-only"), lambda: _RecordingView(session.calls))  # type: ignore[arg-type]

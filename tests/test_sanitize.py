@@ -52,7 +52,9 @@ SGR = re.compile(r"\x1b\[[0-9;]*m")
 
 def assert_clean(value: str) -> None:
     found = CONTROL.search(value)
-    assert found is None, f"{found.group()!r} at {found.start()} in {value[max(0, found.start() - 40) : found.start() + 40]!r}"
+    assert found is None, (
+        f"{found.group()!r} at {found.start()} in {value[max(0, found.start() - 40) : found.start() + 40]!r}"
+    )
 
 
 def assert_forms_clean(rendered: Rendered) -> None:
@@ -166,7 +168,10 @@ def _hostile_turn(view: TextView) -> None:
     transcript.apply("item/commandExecution/outputDelta", {"itemId": "c", "delta": HOSTILE + "\n"})
     transcript.apply("error", {"error": {"message": HOSTILE}, "willRetry": True})
     view.update(transcript)
-    transcript.apply("item/completed", {"item": {**command, "status": "completed", "exitCode": 0, "aggregatedOutput": HOSTILE + "\n" + HOSTILE}})
+    transcript.apply(
+        "item/completed",
+        {"item": {**command, "status": "completed", "exitCode": 0, "aggregatedOutput": HOSTILE + "\n" + HOSTILE}},
+    )
     transcript.apply("item/completed", {"item": {"id": "r", "type": "reasoning", "summary": [HOSTILE], "content": []}})
     transcript.apply("item/completed", {"item": {"id": "m", "type": "agentMessage", "text": HOSTILE + HOSTILE}})
     transcript.note(HOSTILE, HOSTILE)

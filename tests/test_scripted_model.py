@@ -87,8 +87,7 @@ def _types(events: list[dict[str, Any]]) -> list[str]:
 def _user_body(*texts: str) -> dict[str, Any]:
     return {
         "input": [
-            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
-            for text in texts
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]} for text in texts
         ]
     }
 
@@ -197,9 +196,7 @@ def test_http_error_reply_has_status_and_json_body() -> None:
         status, headers, data = _post(model)
         status2, _, data2 = _post(model)
     assert status == 429 and headers["content-type"] == "application/json"
-    assert json.loads(data) == {
-        "error": {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}
-    }
+    assert json.loads(data) == {"error": {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}}
     assert status2 == 503
     assert json.loads(data2)["error"] == {"message": "down", "type": "server_error", "code": "busy"}
 
@@ -368,9 +365,7 @@ def test_invalid_entries_fail_where_they_are_written() -> None:
 
 
 def test_write_codex_config_writes_the_provider(tmp_path: Path) -> None:
-    path = write_codex_config(
-        tmp_path / "home", "http://127.0.0.1:9/v1", extra_toml="[features]\nx = true"
-    )
+    path = write_codex_config(tmp_path / "home", "http://127.0.0.1:9/v1", extra_toml="[features]\nx = true")
     assert path == tmp_path / "home" / "config.toml"
     text = path.read_text()
     lines = text.splitlines()

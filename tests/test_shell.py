@@ -145,11 +145,11 @@ def test_app_server_killed_then_next_cell_resumes_the_thread(shell: Any, offline
     assert "Remember the word kumquat." in " ".join(offline.model.requests[-1].input_texts("user"))
 
 
-def test_escalation_request_is_declined_visibly(shell: Any, offline: Offline, capsys: pytest.CaptureFixture[str]) -> None:
+def test_escalation_request_is_declined_visibly(
+    shell: Any, offline: Offline, capsys: pytest.CaptureFixture[str]
+) -> None:
     marker = offline.workspace.parent / "outside.txt"
-    escalate = exec_command(
-        f"touch {marker}", sandbox_permissions="require_escalated", justification="write outside"
-    )
+    escalate = exec_command(f"touch {marker}", sandbox_permissions="require_escalated", justification="write outside")
     offline.model.add(escalate, message("It was declined."))
     shell.run_cell_magic("codex", "--sandbox read-only", "Write a file outside.")
     assert not marker.exists()
@@ -196,9 +196,7 @@ def test_effort_choices_match_the_sdk() -> None:
     assert set(EFFORTS) == {effort.value for effort in ReasoningEffort}
 
 
-def test_no_credentials_fails_fast_with_login_help(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shell: Any
-) -> None:
+def test_no_credentials_fails_fast_with_login_help(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shell: Any) -> None:
     codex_magic.unload_ipython_extension(shell)
     home = tmp_path / "empty-home"
     home.mkdir()
@@ -290,4 +288,7 @@ def test_a_failure_in_the_approval_path_declines_and_says_so(
     # The SDK's reader thread survived: the turn completed, declined, and says why.
     assert shell.user_ns["_codex_result"].final_response == "Carried on."
     assert not marker.exists()
-    assert "answering item/commandExecution/requestApproval failed (RuntimeError: boom); declined" in capsys.readouterr().out
+    assert (
+        "answering item/commandExecution/requestApproval failed (RuntimeError: boom); declined"
+        in capsys.readouterr().out
+    )

@@ -166,11 +166,11 @@ def test_command_line_then_streamed_output_then_exit() -> None:
 def test_command_line_and_badge_are_the_widgets() -> None:
     wrapped = "/bin/bash -lc 'printf \"%s\\n\" hi'"
     feed = Feed().start("c1", "commandExecution", **command(wrapped))
-    assert feed.update() == "$ printf \"%s\\n\" hi\n"  # unwrapped from the shell, as the widget shows it
+    assert feed.update() == '$ printf "%s\\n" hi\n'  # unwrapped from the shell, as the widget shows it
     feed.complete("c1", "commandExecution", **{**done("hi\n", cmd=wrapped), "durationMs": 4})
     assert feed.update() == "  hi\n  [exit 0] \u00b7 4 ms\n"
     widget = render_item(feed.transcript.items["c1"].view()).text.split("\n")[0]
-    assert widget == "$ printf \"%s\\n\" hi  [exit 0] \u00b7 4 ms"
+    assert widget == '$ printf "%s\\n" hi  [exit 0] \u00b7 4 ms'
     assert feed.text.split("\n")[0] + "  " + feed.text.split("\n")[2].strip() == widget
 
 
@@ -385,9 +385,15 @@ def test_terminal_ipython_streams_a_turn_and_survives_ctrl_c(offline: Offline, t
 
     words = " ".join(f"word{n}" for n in range(40))
     marker = offline.workspace / "approved.txt"
-    question = {"id": "lang", "header": "Language", "question": "Which one?", "options": [
-        {"label": "Python", "description": "batteries"}, {"label": "Rust", "description": "crabs"}]}
-    write_codex_config(offline.codex_home, offline.model.url, extra_toml="[features]\ndefault_mode_request_user_input = true\n")
+    question = {
+        "id": "lang",
+        "header": "Language",
+        "question": "Which one?",
+        "options": [{"label": "Python", "description": "batteries"}, {"label": "Rust", "description": "crabs"}],
+    }
+    write_codex_config(
+        offline.codex_home, offline.model.url, extra_toml="[features]\ndefault_mode_request_user_input = true\n"
+    )
     offline.model.add(
         Reply([message(words, deltas=True)], delay=0.05),
         [exec_command("printf 'alpha\\nbeta\\n'", login=False)],

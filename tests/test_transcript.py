@@ -22,7 +22,7 @@ from codex_magic._transcript import (
     final_response,
 )
 
-from .record_notifications import STREAMED_TEXT, COMMAND_REASONING, COMMAND_ANSWER, MARKUP
+from .record_notifications import COMMAND_ANSWER, COMMAND_REASONING, MARKUP, STREAMED_TEXT
 
 DATA = Path(__file__).resolve().parent / "data"
 RECORDINGS = ["streamed_message", "command", "http_500", "interrupted", "markup"]
@@ -211,9 +211,7 @@ def test_markup_is_kept_verbatim() -> None:
     assert answer["text"] == f"Here is markup: {MARKUP}"
     (command,) = by_type(transcript, "commandExecution")
     assert "<script>alert(1)</script>" in command["command"]
-    assert command["aggregatedOutput"] == (
-        "<script>alert(1)</script>\n<img src=x onerror=alert(1)>\na &amp; b\n"
-    )
+    assert command["aggregatedOutput"] == ("<script>alert(1)</script>\n<img src=x onerror=alert(1)>\na &amp; b\n")
     # The final_answer message wins; commentary never counts.
     assert final_response(transcript.result_items()) == f"Here is markup: {MARKUP}"
 
@@ -227,6 +225,7 @@ def test_completed_items_equal_the_recorded_ones(name: str) -> None:
 
 
 # -- hand-written edge cases -----------------------------------------------------------
+
 
 def started(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return "item/started", {"item": item, "threadId": "t", "turnId": "u"}
@@ -587,7 +586,9 @@ def test_auto_review_verdicts_are_noted() -> None:
             "review": {"status": "approved", "riskLevel": "low", "rationale": "harmless"},
         },
     )
-    transcript.apply("item/autoApprovalReview/completed", {"action": {"type": "network"}, "review": {"status": "denied"}})
+    transcript.apply(
+        "item/autoApprovalReview/completed", {"action": {"type": "network"}, "review": {"status": "denied"}}
+    )
     assert [(n.kind, n.text) for n in transcript.notices] == [
         ("auto-review", "approved touch a.txt, risk low: harmless"),
         ("auto-review", "denied network"),
@@ -597,7 +598,9 @@ def test_auto_review_verdicts_are_noted() -> None:
 def test_patch_updates_and_mcp_progress_revise_the_item_in_flight() -> None:
     transcript = Transcript()
     transcript.apply("item/started", {"item": {"id": "p", "type": "fileChange", "status": "inProgress", "changes": []}})
-    transcript.apply("item/started", {"item": {"id": "m", "type": "mcpToolCall", "status": "inProgress", "server": "s", "tool": "t"}})
+    transcript.apply(
+        "item/started", {"item": {"id": "m", "type": "mcpToolCall", "status": "inProgress", "server": "s", "tool": "t"}}
+    )
     change = {"path": "a.py", "kind": {"type": "add"}, "diff": "+x\n"}
     transcript.apply("item/fileChange/patchUpdated", {"itemId": "p", "changes": [change]})
     transcript.apply("item/mcpToolCall/progress", {"itemId": "m", "message": "40% done"})
@@ -607,6 +610,8 @@ def test_patch_updates_and_mcp_progress_revise_the_item_in_flight() -> None:
 
     assert "progress: 40% done" in render_item(transcript.items["m"].view(), running=True).text
     assert "progress" not in render_item({**transcript.items["m"].view(), "status": "completed"}).text
-    transcript.apply("item/completed", {"item": {"id": "p", "type": "fileChange", "status": "completed", "changes": []}})
+    transcript.apply(
+        "item/completed", {"item": {"id": "p", "type": "fileChange", "status": "completed", "changes": []}}
+    )
     transcript.apply("item/fileChange/patchUpdated", {"itemId": "p", "changes": [change]})  # too late: ignored
     assert transcript.items["p"].view()["changes"] == []

@@ -36,7 +36,9 @@ def _user_content(request: ScriptedRequest) -> list[dict[str, Any]]:
 
 
 def test_schema_from_a_pydantic_class_gives_a_model_instance(shell: Any, offline: Offline) -> None:
-    shell.run_cell("from pydantic import BaseModel\nclass Peak(BaseModel):\n    month: str\n    revenue: int\n    note: str | None = None")
+    shell.run_cell(
+        "from pydantic import BaseModel\nclass Peak(BaseModel):\n    month: str\n    revenue: int\n    note: str | None = None"
+    )
     offline.model.add(message('{"month": "Mar", "revenue": 2140, "note": null}'))
     shell.run_cell_magic("codex", "--schema Peak", "Which month peaked?")
     result = shell.user_ns["_codex_result"]
@@ -44,7 +46,9 @@ def test_schema_from_a_pydantic_class_gives_a_model_instance(shell: Any, offline
     sent = offline.model.requests[-1].body["text"]["format"]
     assert sent["type"] == "json_schema" and sent["strict"] is True
     # Strict mode: every property required and the object closed; the optional one stays nullable.
-    assert sent["schema"]["required"] == ["month", "revenue", "note"] and sent["schema"]["additionalProperties"] is False
+    assert (
+        sent["schema"]["required"] == ["month", "revenue", "note"] and sent["schema"]["additionalProperties"] is False
+    )
 
 
 def test_schema_from_a_dict_gives_the_json_value(shell: Any, offline: Offline) -> None:
@@ -141,7 +145,9 @@ def _steering(execution: Execution) -> tuple[str, str]:
     """The comm ids of the turn's steering box and its Send button."""
     opened = {m["content"]["comm_id"]: m["content"]["data"]["state"] for m in execution.of("comm_open")}
     box = next(c for c, s in opened.items() if str(s.get("placeholder", "")).startswith("Add to this turn"))
-    send = next(c for c, s in opened.items() if s.get("_model_name") == "ButtonModel" and s.get("description") == "Send")
+    send = next(
+        c for c, s in opened.items() if s.get("_model_name") == "ButtonModel" and s.get("description") == "Send"
+    )
     return box, send
 
 
@@ -153,7 +159,7 @@ def test_a_steer_reaches_the_model_mid_turn(kernel: Kernel, offline: Offline) ->
     def steer_when_streaming(kernel: Kernel, execution: Execution, msg: dict[str, Any]) -> None:
         state = json.dumps(msg["content"].get("data", {}).get("state", {}))
         # The box appears once the turn has run for a second (STEER_AFTER).
-        if not sent and msg["msg_type"] == "comm_open" and "\"Send\"" in state:
+        if not sent and msg["msg_type"] == "comm_open" and '"Send"' in state:
             box, send = _steering(execution)
             kernel.update(box, {"value": "Also mention cats."})
             kernel.click(send)
