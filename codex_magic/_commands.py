@@ -113,7 +113,7 @@ def _pairs(rows: Sequence[tuple[str, str]]) -> str:
 def _session(magic: Any) -> Any:
     from . import _session
 
-    return _session.get_session(startup_timeout=magic.startup_timeout)
+    return _session.get_session(startup_timeout=magic.startup_timeout, app_server=magic.app_server)
 
 
 def _cwd(magic: Any) -> str:
@@ -548,9 +548,13 @@ def _config(magic: Any, args: Namespace) -> None:
 def _stop(magic: Any, args: Namespace) -> None:
     """Stop the codex app-server; the next %%codex cell starts it again and resumes the thread."""
     session = _session(magic)
+    shared = session.shared
     pid = session.stop()
     if pid is None:
         print("The codex app-server is not running.")
+        return
+    if shared:
+        print(f"Disconnected from the shared codex app-server (pid {pid}, left running for other kernels).")
         return
     thread = f" and resumes thread {short_id(session.thread_id)}" if session.thread_id else ""
     print(f"Stopped the codex app-server (pid {pid}); the next %%codex cell starts it again{thread}.")

@@ -290,6 +290,15 @@ class CodexMagic(Magics, Configurable):
         600.0, help="Seconds an approval request waits for a click before it is declined (0: no limit)."
     ).tag(config=True)
     startup_timeout = CFloat(30.0, help="Seconds the codex app-server may take to start.").tag(config=True)
+    app_server = Enum(
+        ("kernel", "shared"),
+        "kernel",
+        help="kernel: each kernel runs its own codex app-server. shared: one app-server per user and "
+        "CODEX_HOME serves every kernel that chooses it (less memory, faster first cell); it outlives "
+        "the kernels, shares their login and config, and any process of the user can read or interrupt "
+        "any of its threads. Commands get the kernel's environment less its secrets. Changing it applies "
+        "to a running session after %codex stop.",
+    ).tag(config=True)
 
     @validate("timeout", "retry_timeout", "stall_timeout", "approval_timeout", "kernel_run_timeout")
     def _valid_seconds(self, proposal: Any) -> float:
@@ -470,7 +479,7 @@ class CodexMagic(Magics, Configurable):
         from ._kernel import KernelAccess, instructions
         from ._runner import TurnRun
 
-        session = _session.get_session(startup_timeout=self.startup_timeout)
+        session = _session.get_session(startup_timeout=self.startup_timeout, app_server=self.app_server)
         if options.new:
             session.new_thread()  # (again: the session may be new since _replayed)
         settings = _session.TurnSettings(
@@ -499,9 +508,9 @@ class CodexMagic(Magics, Configurable):
                 run=options.kernel_run,
                 run_timeout=self.kernel_run_timeout or None,
             ),
+            approval_timeout=self.approval_timeout or None,
+            headless=self.headless_approval,
         )
-        run.approval_timeout = self.approval_timeout or None
-        run.headless = self.headless_approval
         return run
 
     def _view(self) -> Any:

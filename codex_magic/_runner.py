@@ -24,6 +24,7 @@ from openai_codex import TurnHandle
 from openai_codex.errors import CodexRpcError
 from openai_codex.models import Notification, UnknownNotification
 
+from . import _sdk
 from ._errors import AppServerError, OutputSchemaError, TurnFailedError, TurnInterruptedError
 from ._interrupts import InterruptLatch
 from ._kernel import KernelAccess, interrupt
@@ -287,6 +288,8 @@ class TurnRun:
         images: Sequence[str] = (),
         attached: Sequence[str] = (),
         schema: OutputSchema | None = None,
+        approval_timeout: float | None = APPROVAL_TIMEOUT,
+        headless: str = "decline",
     ) -> None:
         self.session = session
         self.prompt = prompt
@@ -327,8 +330,8 @@ class TurnRun:
         self._due = 0.0  # refreshes keep to one per MIN_INTERVAL, on average, from here
         self._rendered_version = -1
         self.interrupt_reason: str | None = None
-        self.approval_timeout: float | None = APPROVAL_TIMEOUT  # None: wait without limit
-        self.headless = "decline"  # the answer when nobody can be asked: decline, accept or cancel
+        self.approval_timeout = approval_timeout  # None: wait without limit
+        self.headless = headless  # the answer when nobody can be asked: decline, accept or cancel
         self._pending: list[Pending] = []
         self._can_ask = False  # True when answers can reach the kernel while the turn runs
         self._cancel_wanted: str | None = None  # set on the reader thread, acted on by the loop
@@ -812,10 +815,8 @@ class TurnRun:
         if not self.transcript.done:
             self.transcript.abandon(INTERRUPTED, self.interrupt_reason)
             if self.handle is not None:
-                # Stop the pump thread: the turn will not report back any more. (The
-                # stream generator cannot be closed while it waits on another thread;
-                # its subscription can.)
-                self.handle._subscription.close()
+                # Stop the pump thread: the turn will not report back any more.
+                _sdk.close_turn_stream(self.handle)
         self._finished = True
         if self.transcript.status == INTERRUPTED:
             self._stop_commands()

@@ -21,6 +21,15 @@ def process(client: Any) -> subprocess.Popen[bytes] | None:
     return getattr(client, "_proc", None) if client is not None else None
 
 
+def stderr_tail(client: Any) -> str:
+    """The last lines the app-server logged (``CodexClient._stderr_tail()``), for a lost one.
+
+    The SDK keeps them but has no public accessor.
+    """
+    tail = getattr(client, "_stderr_tail", None)
+    return str(tail()) if callable(tail) else ""
+
+
 def client_of(thread: Any) -> Any:
     """The client a ``Thread`` talks through (``Thread._client``).
 

@@ -13,7 +13,6 @@ import atexit
 import dataclasses
 import json
 import os
-import queue
 import sys
 import threading
 import time
@@ -32,6 +31,7 @@ from openai_codex.generated.v2_all import (
 from openai_codex.types import ReasoningEffort
 from pydantic import BaseModel, ConfigDict, Field
 
+from . import _sdk, _shared
 from ._errors import AppServerError, NotLoggedInError, TurnBusyError
 from ._kernel_tools import tool_specs
 from ._replay import HISTORY
@@ -178,6 +178,8 @@ class _Client(CodexClient):
     """
 
     turn_approval: Json = {}
+    shared: _shared.SharedServer | None = None  # the shared app-server this client's bridge reaches
+    command_env: dict[str, str] = {}  # the kernel's environment, for a shared server's commands
 
     def request(self, method: str, params: Json | None, *, response_model: Any) -> Any:
         if method == "turn/start" and params is not None:
@@ -196,8 +198,10 @@ def bundled_codex() -> tuple[str, str | None]:
 class CodexSession:
     """One app-server process and one Codex thread, shared by the kernel's cells."""
 
-    def __init__(self, *, startup_timeout: float = 30.0) -> None:
+    def __init__(self, *, startup_timeout: float = 30.0, app_server: str = "kernel") -> None:
         self.startup_timeout = startup_timeout
+        # "kernel": an app-server of this kernel's own; "shared": one per user and CODEX_HOME.
+        self.app_server = app_server
         self._client: _Client | None = None
         self._thread: Thread | None = None
         self._thread_defaults: dict[str, str | None] = {}
@@ -224,13 +228,22 @@ class CodexSession:
     @property
     def running(self) -> bool:
         """Whether the app-server process is up."""
-        proc = self._client._proc if self._client else None
+        proc = _sdk.process(self._client)
         return proc is not None and proc.poll() is None
 
     @property
     def pid(self) -> int | None:
-        """The app-server's process id, while it runs."""
-        return self._client._proc.pid if self._client and self._client._proc else None
+        """The app-server's process id, while it runs (a shared one's, not the bridge's)."""
+        proc = _sdk.process(self._client)
+        if proc is None:
+            return None
+        shared = self._client.shared if self._client is not None else None
+        return shared.pid if shared is not None else proc.pid
+
+    @property
+    def shared(self) -> bool:
+        """Whether the session talks to a shared app-server."""
+        return self._client is not None and self._client.shared is not None
 
     def start(self) -> None:
         """Start the app-server if it is not running and check that Codex can log in."""
@@ -309,12 +322,20 @@ class CodexSession:
         )
         return (config.model_extra or {}).get("config") or {}
 
-    def _environment_policy(self, client: CodexClient) -> Json:
+    def _environment_policy(self, client: _Client) -> Json:
         """Thread config that keeps secrets out of commands, unless the user set a policy."""
         policy = self._read_config(client).get("shell_environment_policy") or {}
         if any(value is not None for value in policy.values()):
             return {}
-        return {"shell_environment_policy": {"exclude": list(SECRET_PATTERNS)}}
+        rules: Json = {"exclude": list(SECRET_PATTERNS)}
+        if client.shared is not None:
+            # Commands inherit the shared server's environment (the kernel's that started
+            # it): give them this kernel's instead, less its secrets.
+            env = client.command_env
+            rules["set"] = {
+                name: value for name, value in env.items() if not any(word in name.upper() for word in _SECRET_WORDS)
+            }
+        return {"shell_environment_policy": rules}
 
     def _new_client(self, config: tuple[str, ...] = ()) -> _Client:
         codex_bin, path_dir = bundled_codex()
@@ -324,15 +345,26 @@ class CodexSession:
         launch: tuple[str, ...] = (codex_bin,)
         for item in config:
             launch += ("--config", item)
-        launch += ("app-server", "--listen", "stdio://")
+        shared = None
+        if self.app_server == "shared":
+            path = _shared.socket_path(codex_bin=codex_bin, codex_home=_shared.codex_home(env), config=config)
+            shared = _shared.ensure_server(launch=launch, path=path, env=env, timeout=self.startup_timeout)
+            # The SDK speaks stdio to a bridge, which speaks to the shared server's socket.
+            launch = (sys.executable, "-m", "codex_magic._bridge", path)
+            command_env, env = env, {**env, "PYTHONSAFEPATH": "1"}  # not the kernel's cwd on the bridge's sys.path
+        else:
+            launch += ("app-server", "--listen", "stdio://")
         if os.name == "posix":
             launch = (sys.executable, "-I", "-S", "-c", _SETSID, *launch)
         # CodexClient, not Codex: the public Codex class takes no approval handler,
         # and its client's default handler accepts every command and file change.
-        return _Client(
+        client = _Client(
             CodexConfig(launch_args_override=launch, env=env, client_name="codex_magic"),
             approval_handler=self._on_server_request,
         )
+        if shared is not None:
+            client.shared, client.command_env = shared, command_env
+        return client
 
     def _discard_client(self) -> None:
         client, self._client = self._client, None
@@ -346,16 +378,21 @@ class CodexSession:
     def lose(self) -> tuple[str, str]:
         """Forget an app-server that stopped: how it ended, and the tail of its log."""
         client = self._client
-        proc = client._proc if client is not None else None
+        proc = _sdk.process(client)
         how, log = "it stopped", ""
-        if client is not None and proc is not None:
+        shared = client.shared if client is not None else None
+        if shared is not None:
+            gone = shared.pid is not None and not _alive(shared.pid)
+            how = f"the shared app-server (pid {shared.pid}) stopped" if gone else "the connection to it closed"
+            log = plain(_shared.log_tail(shared.socket))
+        elif client is not None and proc is not None:
             try:
                 code = proc.wait(timeout=1.0)
             except Exception:
                 code = None
             if code is not None:
                 how = f"killed by signal {-code}" if code < 0 else f"it exited with code {code}"
-            log = plain(client._stderr_tail())  # private: the SDK keeps the log but has no accessor
+            log = plain(_sdk.stderr_tail(client))
         self._discard_client()
         return how, log
 
@@ -428,7 +465,7 @@ class CodexSession:
     def _ensure_thread(self, settings: TurnSettings) -> tuple[Thread, str | None]:
         assert self._client is not None
         notice = None
-        if self._thread is not None and self._thread._client is not self._client:
+        if self._thread is not None and _sdk.client_of(self._thread) is not self._client:
             try:
                 resume: Json = {"cwd": settings.cwd}
                 if self._thread_config:
@@ -487,24 +524,7 @@ class CodexSession:
         with self._lock:
             if self._owner is owner:
                 self._owner = None
-                self._discard_stray_notifications()
-
-    def _discard_stray_notifications(self) -> None:
-        """Drop the notifications no turn takes (thread status, rate limits, thread warnings).
-
-        The SDK keeps them in a global queue for ``next_notification()``, which nothing here
-        reads: about five a turn, kept for the kernel's life (measured: 5 KiB a turn).
-        Private: the SDK has no call that takes them without blocking.
-        """
-        router = getattr(self._client, "_router", None)
-        stray = getattr(router, "_global_notifications", None)
-        if stray is None:
-            return
-        while True:
-            try:
-                stray.get_nowait()
-            except queue.Empty:
-                return
+                _sdk.discard_stray_notifications(self._client)
 
     def start_turn(
         self,
@@ -709,7 +729,7 @@ class CodexSession:
         assert client is not None
         if self._thread is None:
             raise NoThread("no thread yet")
-        if self._thread._client is not client:
+        if _sdk.client_of(self._thread) is not client:
             params: Json = {"cwd": cwd, **({"config": self._thread_config} if self._thread_config else {})}
             thread_id = self._thread.id
             resumed = self._request(lambda: client.thread_resume(thread_id, params), "the resume")
@@ -999,15 +1019,34 @@ def _image_input(image: str) -> ImageInput | LocalImageInput:
 _session: CodexSession | None = None
 
 
-def get_session(*, startup_timeout: float | None = None) -> CodexSession:
-    """The kernel's session, created on first use and closed at exit."""
+def get_session(*, startup_timeout: float | None = None, app_server: str | None = None) -> CodexSession:
+    """The kernel's session, created on first use and closed at exit.
+
+    ``app_server`` ("kernel" or "shared") applies when no app-server is connected (a new
+    session, or after ``%codex stop``).
+    """
     global _session
     if _session is None:
         _session = CodexSession()
         atexit.register(close_session)
     if startup_timeout is not None:
         _session.startup_timeout = startup_timeout
+    if app_server is not None and _session._client is None:
+        _session.app_server = app_server
     return _session
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie (a killed server its starter has not reaped)."""
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True  # no /proc
 
 
 def current_thread_id() -> str | None:

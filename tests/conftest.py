@@ -44,6 +44,27 @@ class Offline:
         return {"CODEX_HOME": str(self.codex_home), "CODEX_APP_SERVER_DISABLE_MANAGED_CONFIG": "1"}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that takes the ``kernel`` fixture is in the kernel tier, marked or not."""
+    for item in items:
+        if "kernel" in getattr(item, "fixturenames", ()) and item.get_closest_marker("kernel") is None:
+            item.add_marker(pytest.mark.kernel)
+
+
+@pytest.fixture(autouse=True)
+def _kernels_only_in_the_kernel_tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that starts a kernel must be marked ``kernel``: ``-m "not kernel"`` starts none."""
+    if request.node.get_closest_marker("kernel") is not None:
+        return
+    from jupyter_client.manager import AsyncKernelManager, KernelManager
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError(f"{request.node.nodeid} starts a kernel: mark it pytest.mark.kernel")
+
+    monkeypatch.setattr(KernelManager, "start_kernel", refuse)
+    monkeypatch.setattr(AsyncKernelManager, "start_kernel", refuse)
+
+
 @pytest.fixture
 def offline(tmp_path: Path) -> Iterator[Offline]:
     """A scripted model (empty script: tests add replies) and a CODEX_HOME for it."""

@@ -50,7 +50,8 @@ import pytest
 from .browser import chromium_page, jupyterlab, missing_requirements
 from .conftest import IN_CI
 
-pytestmark = pytest.mark.browser
+# JupyterLab starts kernels: these are in the kernel tier too.
+pytestmark = [pytest.mark.browser, pytest.mark.kernel]
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "quickstart.ipynb"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from codex_magic._render import next_cut
 from codex_magic._view import BLOCK_CHARS, settled_end
 
@@ -115,3 +117,108 @@ def test_request_widgets_show_no_control_sequences_and_answer_with_the_option_as
     answer = next(widget for widget in made if getattr(widget, "description", "") == "Answer")
     answer.click()
     assert answers == [{"answers": {"a": {"answers": [hostile]}, "b": {"answers": ["Rust"]}}}]
+
+
+# -- WidgetView.update, in-process (the real-kernel tests drive it through a frontend) -------------
+
+
+def _turn() -> Any:
+    from codex_magic._transcript import Transcript
+
+    transcript = Transcript(thread_id="t", turn_id="u")
+    transcript.apply("turn/started", {"turn": {"id": "u"}})
+    return transcript
+
+
+def _children(view: Any) -> list[Any]:
+    return [child for child in view.root.children if child is not view.top]
+
+
+def test_update_adds_a_child_per_item_and_touches_only_what_changed() -> None:
+    from codex_magic._view import WidgetView
+
+    view, transcript = WidgetView(), _turn()
+    transcript.apply("item/started", {"item": {"id": "m", "type": "agentMessage", "text": ""}})
+    transcript.apply("item/agentMessage/delta", {"itemId": "m", "delta": "Hello"})
+    view.update(transcript)
+    (message,) = _children(view)
+    assert "Hello" in message.value
+
+    command = {"id": "c", "type": "commandExecution", "command": "ls -1", "cwd": "/w", "status": "inProgress"}
+    transcript.apply("item/started", {"item": command})
+    sent: list[str] = []
+    message.observe(lambda change: sent.append(change["name"]), names="value")
+    view.update(transcript)
+    first, second = _children(view)
+    assert first is message and sent == []  # the message did not change: not sent again
+    assert "ls -1" in second.value and "running" in second.value
+
+    transcript.apply("item/commandExecution/outputDelta", {"itemId": "c", "delta": "a.txt\n"})
+    transcript.apply(
+        "item/completed", {"item": {**command, "status": "completed", "exitCode": 0, "aggregatedOutput": "a.txt\n"}}
+    )
+    view.update(transcript)
+    assert _children(view)[1] is second and "exit 0" in second.value and "a.txt" in second.value
+    assert sent == []
+
+
+def test_update_shows_plan_notices_and_diff_and_drops_a_retried_item() -> None:
+    from codex_magic._view import WidgetView
+
+    view, transcript = WidgetView(), _turn()
+    transcript.apply("item/started", {"item": {"id": "m", "type": "agentMessage", "text": ""}})
+    view.update(transcript)
+    stale = _children(view)[0]
+    transcript.apply("turn/plan/updated", {"plan": [{"step": "Read the data", "status": "inProgress"}]})
+    transcript.note("declined", "run a command: rm -rf /")
+    transcript.apply("turn/diff/updated", {"diff": "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-old\n+new\n"})
+    transcript.items.pop("m")  # as a retry makes a streamed item stale
+    transcript.version += 1
+    view.update(transcript)
+    text = " ".join(child.value for child in _children(view))
+    assert "Read the data" in text and "rm -rf /" in text and "+new" in text
+    assert stale not in view.root.children and stale.comm is None  # removed, and its model closed
+
+
+def test_steering_appears_after_a_second_and_stop_is_not_remade() -> None:
+    from codex_magic import _view
+
+    view, transcript = _view.WidgetView(), _turn()
+    view.set_stop(lambda: None)
+    view.set_steer(lambda text: None)
+    view.update(transcript)
+    assert view.send is None and view.top.children == (view.header, view.stop)
+    transcript.started -= _view.STEER_AFTER
+    view.update(transcript)
+    # Stop keeps its place (a box's view remakes every child after the first that changed).
+    assert view.top.children == (view.header, view.stop, view.steer_text, view.send)
+
+
+def test_finish_replaces_the_widget_with_the_static_transcript_and_closes_every_model() -> None:
+    import ipywidgets.widgets.widget as widget_module
+
+    from codex_magic._view import WidgetView
+
+    before = set(widget_module._instances)
+    view, transcript = WidgetView(), _turn()
+    view.set_stop(lambda: None)
+    view.set_steer(lambda text: None)
+    transcript.started -= 2
+    transcript.apply("item/started", {"item": {"id": "m", "type": "agentMessage", "text": ""}})
+    transcript.apply("item/completed", {"item": {"id": "m", "type": "agentMessage", "text": "Done."}})
+    view.update(transcript)
+    transcript.apply("turn/completed", {"turn": {"id": "u", "status": "completed"}})
+    shown: list[dict[str, Any]] = []
+    view.handle = type("Handle", (), {"update": lambda self, data, **kwargs: shown.append({**data, **kwargs})})()
+    view.finish(transcript)
+    (final,) = shown
+    assert set(final) >= {"text/plain", "text/html", "text/markdown", "metadata"}
+    assert "application/vnd.jupyter.widget-view+json" not in final and "Done." in final["text/html"]
+    left = [model for key, model in widget_module._instances.items() if key not in before]
+    assert all(any(model is shared for shared in _shared_models()) for model in left)  # only shared layouts, styles
+
+
+def _shared_models() -> list[Any]:
+    from codex_magic._view import _SHARED
+
+    return list(_SHARED.values())
