@@ -35,6 +35,7 @@ class InterruptLatch:
         self._depth = 0
         self._previous: Any = None
         self._installed = False
+        self.raised = 0  # SIGINTs the handler turned into KeyboardInterrupt
 
     def __enter__(self) -> InterruptLatch:
         self._depth += 1
@@ -51,8 +52,84 @@ class InterruptLatch:
 
     def _handle(self, _signum: int, _frame: FrameType | None) -> None:
         if not self.hold:
+            self.raised += 1
             raise KeyboardInterrupt
         self.hit = True
         wake = self.wake
         if wake is not None:
             wake()
+
+
+class ToMainThread:
+    """While code runs on the main thread: a SIGINT another thread took reaches it too.
+
+    Jupyter's interrupt button signals the kernel's whole process, and the OS may deliver
+    that to any of its threads. Python runs the handler on the main thread, but only once
+    that thread runs bytecode again: code blocked in a call such as ``time.sleep`` would go
+    on until the call returns. The C handler also writes the signal's number to the wakeup
+    fd, whichever thread took it: a watcher thread reads it and, when the latch's handler has
+    not run within GRACE, sends SIGINT to the main thread itself, which wakes the call.
+    """
+
+    GRACE = 0.05
+
+    def __init__(self, latch: InterruptLatch) -> None:
+        self.latch = latch
+        self._previous_fd = -1
+        self._pipes: tuple[int, int, int, int] | None = None
+        self._watcher: threading.Thread | None = None
+
+    def __enter__(self) -> ToMainThread:
+        import os
+
+        if os.name != "posix" or threading.current_thread() is not threading.main_thread():
+            return self
+        read, write = os.pipe()
+        stop_read, stop_write = os.pipe()
+        os.set_blocking(write, False)
+        try:
+            self._previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        except (ValueError, OSError):
+            for fd in (read, write, stop_read, stop_write):
+                os.close(fd)
+            return self
+        self._pipes = (read, write, stop_read, stop_write)
+        self._watcher = threading.Thread(target=self._watch, name="codex-magic-sigint", daemon=True)
+        self._watcher.start()
+        return self
+
+    def _watch(self) -> None:
+        import os
+        import select
+        import time
+
+        assert self._pipes is not None
+        read, _write, stop_read, _stop_write = self._pipes
+        main = threading.main_thread().ident
+        while True:
+            ready, _, _ = select.select([read, stop_read], [], [])
+            if stop_read in ready:
+                return
+            numbers = os.read(read, 64)
+            if signal.SIGINT not in numbers:
+                continue
+            raised = self.latch.raised
+            time.sleep(self.GRACE)
+            if self.latch.raised == raised and main is not None:
+                ready, _, _ = select.select([stop_read], [], [], 0)
+                if not ready:  # still running: wake the main thread's blocking call
+                    signal.pthread_kill(main, signal.SIGINT)
+
+    def __exit__(self, *_exc: object) -> None:
+        import os
+
+        if self._pipes is None:
+            return
+        read, write, stop_read, stop_write = self._pipes
+        os.write(stop_write, b"x")
+        if self._watcher is not None:
+            self._watcher.join(1.0)
+        signal.set_wakeup_fd(self._previous_fd)
+        for fd in (read, write, stop_read, stop_write):
+            os.close(fd)
+        self._pipes = None

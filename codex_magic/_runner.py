@@ -26,7 +26,7 @@ from openai_codex.models import Notification, UnknownNotification
 
 from . import _sdk
 from ._errors import AppServerError, OutputSchemaError, TurnFailedError, TurnInterruptedError
-from ._interrupts import InterruptLatch
+from ._interrupts import InterruptLatch, ToMainThread
 from ._kernel import KernelAccess, interrupt
 from ._kernel_tools import READ_ONLY, ToolReply
 from ._provenance import record
@@ -543,21 +543,28 @@ class TurnRun:
             stopped.set()
             interrupt(running)
 
-        hold = self.latch.hold
+        hold, hit = self.latch.hold, self.latch.hit
         try:
-            # From here an interrupt (the kernel's, Stop's or the run's deadline) stops the
-            # run, not the turn.
-            self.latch.hold = False
             try:
                 self.view.set_run_stop(stop_run if runs_code else None)
                 if runs_code:
                     # The kernel is busy until the run ends (no refresh): say now what stops it.
+                    # The latch holds meanwhile: an interrupt must not land inside the widget's
+                    # messages (a frontend may act on this one at once).
+                    self.latch.hold = True
                     self.transcript.waiting = (
                         "running Codex's code in this kernel: Stop (or the kernel's interrupt button) stops the run"
                     )
                     self.transcript.version += 1
                     self._render(force=True)
-                reply = self.kernel.call(job.tool, job.arguments)
+                    if self.latch.hit and not hit:  # it came for this run, before it started
+                        self.latch.hit = False
+                        raise KeyboardInterrupt
+                # From here an interrupt (the kernel's, Stop's or the run's deadline) stops the
+                # run, not the turn.
+                self.latch.hold = False
+                with ToMainThread(self.latch):  # the interrupt button's SIGINT may land on any thread
+                    reply = self.kernel.call(job.tool, job.arguments)
             finally:
                 self.view.set_run_stop(None)
                 self.latch.hold = hold
