@@ -78,6 +78,7 @@ class ToMainThread:
         self._previous_fd = -1
         self._pipes: tuple[int, int, int, int] | None = None
         self._watcher: threading.Thread | None = None
+        self._raised = latch.raised  # KeyboardInterrupts raised before the run
 
     def __enter__(self) -> ToMainThread:
         import os
@@ -94,6 +95,7 @@ class ToMainThread:
                 os.close(fd)
             return self
         self._pipes = (read, write, stop_read, stop_write)
+        self._raised = self.latch.raised
         self._watcher = threading.Thread(target=self._watch, name="codex-magic-sigint", daemon=True)
         self._watcher.start()
         return self
@@ -113,12 +115,14 @@ class ToMainThread:
             numbers = os.read(read, 64)
             if signal.SIGINT not in numbers:
                 continue
-            raised = self.latch.raised
             time.sleep(self.GRACE)
-            if self.latch.raised == raised and main is not None:
+            # Once, and only while the run has raised nothing: a second SIGINT after the run
+            # would interrupt the turn, or the kernel itself once the cell has ended.
+            if self.latch.raised == self._raised and main is not None:
                 ready, _, _ = select.select([stop_read], [], [], 0)
                 if not ready:  # still running: wake the main thread's blocking call
                     signal.pthread_kill(main, signal.SIGINT)
+            return
 
     def __exit__(self, *_exc: object) -> None:
         import os
