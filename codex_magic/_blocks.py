@@ -298,15 +298,3 @@ def _block_text(block: Block) -> str:
 def to_text(blocks: Sequence[Block]) -> str:
     """Blocks as plain text, one block after another on its own lines."""
     return "\n".join(text for text in map(_block_text, blocks) if text)
-
-
-def find_title(blocks: Sequence[Block]) -> Title | None:
-    """The first title in ``blocks``, looking into cards and folds."""
-    for block in blocks:
-        if isinstance(block, Title):
-            return block
-        inner = block.blocks if isinstance(block, Card) else (block.title,) if isinstance(block, Fold) else ()
-        found = find_title(inner)
-        if found is not None:
-            return found
-    return None

@@ -599,9 +599,8 @@ class CodexMagic(Magics, Configurable):
             )
         from ._result import replayed
 
-        where = (
-            os.path.relpath(recording.path) if not os.path.relpath(recording.path).startswith("..") else recording.path
-        )
+        where = os.path.relpath(recording.path)
+        where = recording.path if where.startswith("..") else where
         result = replayed(
             recording.result,
             recording.items,

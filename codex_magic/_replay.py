@@ -35,24 +35,6 @@ MODES = ("off", "auto", "only")
 FORMAT = 1
 MAX_CHARS = 20_000  # of any one string in a recording (a command's output, a message)
 MAX_ITEMS = 500  # of one turn
-# Fields of a RunResult kept in a recording, besides its items.
-RESULT_FIELDS = (
-    "id",
-    "status",
-    "error",
-    "started_at",
-    "completed_at",
-    "duration_ms",
-    "final_response",
-    "usage",
-    "thread_id",
-    "settings",
-    "turn_tokens",
-    "elapsed",
-    "notices",
-    "plan",
-    "diff",
-)
 
 Json = dict[str, Any]
 

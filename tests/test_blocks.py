@@ -10,6 +10,7 @@ import base64
 import io
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from markdown_it import MarkdownIt
 
 from codex_magic._blocks import (
     Badge,
+    Block,
     Card,
     Code,
     Fold,
@@ -28,7 +30,6 @@ from codex_magic._blocks import (
     Output,
     Span,
     Title,
-    find_title,
     title_head,
     title_tail,
     title_text,
@@ -200,3 +201,15 @@ def test_the_result_of_a_recorded_turn_displays_what_the_cell_saved(name: str) -
     result = build_result(transcript)
     assert (result._repr_html_(), result._repr_markdown_(), pretty(result)) == (saved.html, saved.markdown, saved.text)
     assert re.match(r"\[codex\] \S+ (completed|interrupted)", saved.text)
+
+
+def find_title(blocks: Sequence[Block]) -> Title | None:
+    """The first title in ``blocks``, looking into cards and folds."""
+    for block in blocks:
+        if isinstance(block, Title):
+            return block
+        inner = block.blocks if isinstance(block, Card) else (block.title,) if isinstance(block, Fold) else ()
+        found = find_title(inner)
+        if found is not None:
+            return found
+    return None
