@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -563,8 +564,18 @@ class TurnRun:
                 # From here an interrupt (the kernel's, Stop's or the run's deadline) stops the
                 # run, not the turn.
                 self.latch.hold = False
-                with ToMainThread(self.latch):  # the interrupt button's SIGINT may land on any thread
-                    reply = self.kernel.call(job.tool, job.arguments)
+                # An interrupt may land while the run swaps the kernel's output streams to
+                # capture them: they are put back whatever happens, or the kernel's later
+                # output would go on into the run's capture.
+                shell = getattr(self.kernel, "shell", None)
+                streams = sys.stdout, sys.stderr, getattr(shell, "display_pub", None)
+                try:
+                    with ToMainThread(self.latch):  # the interrupt button's SIGINT may land on any thread
+                        reply = self.kernel.call(job.tool, job.arguments)
+                finally:
+                    sys.stdout, sys.stderr = streams[0], streams[1]
+                    if shell is not None and streams[2] is not None:
+                        shell.display_pub = streams[2]
             finally:
                 self.view.set_run_stop(None)
                 self.latch.hold = hold
