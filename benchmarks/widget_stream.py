@@ -8,11 +8,12 @@ view) and once consumed by the raw SDK without a widget (``thread.run(...)``):
 - a command that prints 100,000 lines, then a short message;
 
 and how long the first text of a turn takes to reach the screen: from the moment the
-model writes its first text delta (``ScriptedModel.sent``) to the kernel's first widget
-update that holds it (its message timestamp), on a turn whose events come 0.3 s apart.
+model writes its first text delta (``ScriptedModel.sent``) to the kernel's first update
+that holds it (its message timestamp: a turn shows as plain output for its first
+``LIVE_AFTER`` seconds, then as the widget), on a turn whose events come 0.3 s apart.
 
-For each it prints the widget update messages the kernel sent (``comm_msg`` with
-method ``update``), the most of them sent within any one second (by the kernel's
+For each it prints the update messages the kernel sent (``comm_msg`` with method
+``update``, and ``update_display_data`` but the last), the most of them sent within any one second (by the kernel's
 message timestamps; a short turn's few fixed updates all fall in one second), the bytes of all widget and display messages, the
 kernel's CPU time (``time.process_time()`` in the kernel, so the app-server is not
 counted) and the wall time as the frontend sees it; then the ratio to the raw SDK.
@@ -118,8 +119,8 @@ def _first_text(kernel: Kernel, model: ModelProcess) -> float:
     first_delta = sent[-4]  # this turn's: its message has four deltas of ten characters
     shown = next(
         m["header"]["date"].timestamp()
-        for m in execution.of("comm_msg", "comm_open")
-        if "Firstword" in json.dumps(m["content"]["data"].get("state", {}))
+        for m in execution.of("comm_msg", "comm_open", "display_data", "update_display_data")
+        if "Firstword" in json.dumps(m["content"]["data"].get("state", m["content"]["data"].get("text/html", "")))
     )
     return shown - first_delta
 
@@ -139,7 +140,13 @@ def _measure(kernel: Kernel, code: str) -> dict[str, float]:
     execution = _ok(kernel.run(code, timeout=300))
     after = float(_ok(kernel.run(CPU)).stdout)
     widget = execution.of("comm_msg", "comm_open", "display_data", "update_display_data")
-    updates = [m for m in execution.of("comm_msg") if m["content"]["data"].get("method") == "update"]
+    # Updates of the widget, and of the plain output a turn shows before the widget (the last
+    # update_display_data, the finished transcript, is not a refresh).
+    updates = [
+        m
+        for m in execution.of("comm_msg", "update_display_data")
+        if m["msg_type"] == "update_display_data" or m["content"]["data"].get("method") == "update"
+    ][:-1]
     sent = [m["header"]["date"].timestamp() for m in updates]
     return {
         "updates": len(updates),

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
@@ -49,6 +50,24 @@ class InterruptLatch:
         if self._depth == 0 and self._installed:
             signal.signal(signal.SIGINT, self._previous)
             self._installed = False
+
+    @contextmanager
+    def raising(self, *, hit_before: bool) -> Iterator[None]:
+        """Inside, SIGINT raises ``KeyboardInterrupt``; outside, the latch holds as it did.
+
+        For the few lines that run Codex's code: the set-up and tear-down around them (output
+        capture, the widget's messages) are never cut in half. A SIGINT recorded since the
+        hit flag was ``hit_before`` (it came for this run, before it started) raises at once.
+        """
+        hold = self.hold
+        if self.hit and not hit_before:
+            self.hit = False
+            raise KeyboardInterrupt
+        self.hold = False
+        try:
+            yield
+        finally:
+            self.hold = hold
 
     def _handle(self, _signum: int, _frame: FrameType | None) -> None:
         if not self.hold:

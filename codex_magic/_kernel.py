@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from ._kernel_tools import (
@@ -86,8 +88,14 @@ class KernelAccess:
         """Whether the user is asked before this call runs."""
         return tool not in READ_ONLY and self.run == "ask"
 
-    def call(self, tool: str, arguments: dict[str, Any]) -> ToolReply:
-        """Run a kernel tool on the calling thread (the cell's)."""
+    def call(
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        *,
+        interruptible: Callable[[], AbstractContextManager[object]] = nullcontext,
+    ) -> ToolReply:
+        """Run a kernel tool on the calling thread (the cell's); see ``run_python`` for ``interruptible``."""
         namespace = self.shell.user_ns
         hidden = getattr(self.shell, "user_ns_hidden", {})
         if tool == "list_variables":
@@ -106,7 +114,7 @@ class KernelAccess:
                 "The code is in a new cell below the user's %%codex cell, for them to review and run; it was not run."
             )
         with _Deadline(self.run_timeout) as deadline:
-            reply = run_python(namespace, arguments["code"], shell=self.shell)
+            reply = run_python(namespace, arguments["code"], shell=self.shell, interruptible=interruptible)
         if deadline.fired:
             return ToolReply(
                 f"{reply.text}\nThe run was stopped after {self.run_timeout:g} s (CodexMagic.kernel_run_timeout).",

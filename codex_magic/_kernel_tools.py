@@ -18,6 +18,7 @@ import inspect
 import io
 import itertools
 import linecache
+import os
 import re
 import reprlib
 import sys
@@ -25,8 +26,9 @@ import time
 import traceback
 import types
 import warnings
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -585,12 +587,20 @@ class _Run:
     interrupted: bool = False
 
 
-def run_python(namespace: dict[str, Any], code: str, *, shell: Any = None) -> ToolReply:
+def run_python(
+    namespace: dict[str, Any],
+    code: str,
+    *,
+    shell: Any = None,
+    interruptible: Callable[[], AbstractContextManager[object]] = nullcontext,
+) -> ToolReply:
     """Run ``code`` in ``namespace`` like a cell; reply with its output, last value, error and images.
 
     With ``shell`` (the kernel's InteractiveShell), magics work and rich displays made during
     the run are captured instead of reaching the notebook; new matplotlib figures are rendered
-    to PNG and closed, so they reach Codex and not the notebook.
+    to PNG and closed, so they reach Codex and not the notebook. ``interruptible()`` is
+    entered around the code alone, not the capture's set-up: where a kernel interrupt may
+    raise (see ``InterruptLatch.raising``).
     """
     if not isinstance(code, str) or not code.strip():
         return _reply("run_python needs 'code', a non-empty string of Python.", success=False)
@@ -626,21 +636,22 @@ def run_python(namespace: dict[str, Any], code: str, *, shell: Any = None) -> To
     started = time.monotonic()
     with capture_output(stdout=True, stderr=True, display=shell is not None) as captured:
         try:
-            exec(body, namespace)
-            if last is not None:
-                value = eval(last, namespace)
-                try:
-                    run.result, run.images = _result(value, shell)
-                except Exception as error:  # the code ran; only showing its value failed
-                    run.result = f"<the value's repr failed: {_error_line(error)}>"
-                shown = value if run.images else None
+            with interruptible():
+                exec(body, namespace)
+                if last is not None:
+                    value = eval(last, namespace)
+                    try:
+                        run.result, run.images = _result(value, shell)
+                    except Exception as error:  # the code ran; only showing its value failed
+                        run.result = f"<the value's repr failed: {_error_line(error)}>"
+                    shown = value if run.images else None
         except KeyboardInterrupt as error:
             run.interrupted = True
-            run.failure = _user_traceback(error)
+            run.failure = _user_traceback(error, filename)
         except SystemExit as error:  # the code called sys.exit(): report it, the kernel stays
             run.failure = f"The code raised SystemExit({error.code!r}); the kernel keeps running."
         except Exception as error:
-            run.failure = _user_traceback(error)
+            run.failure = _user_traceback(error, filename)
         try:
             run.images += _new_figures(before, shown)
         except KeyboardInterrupt:
@@ -672,12 +683,21 @@ def _awaits(code: str, filename: str) -> bool:
     return bool(compiled.co_flags & inspect.CO_COROUTINE)
 
 
-def _user_traceback(error: BaseException) -> str:
-    """The traceback from the user's code on: this module's frames left out, no colours."""
+_HANDLER = os.path.join("codex_magic", "_interrupts.py")
+
+
+def _user_traceback(error: BaseException, filename: str) -> str:
+    """The traceback from the run's code on (the frames before it left out), no colours.
+
+    An interrupt that came before the code started has only the exception's line.
+    """
     frames = error.__traceback__
-    while frames is not None and frames.tb_frame.f_globals.get("__name__") == __name__:
+    while frames is not None and frames.tb_frame.f_code.co_filename != filename:
         frames = frames.tb_next
-    return "".join(traceback.format_exception(type(error), error, frames))
+    described = traceback.TracebackException(type(error), error, frames)
+    while described.stack and described.stack[-1].filename.endswith(_HANDLER):  # where SIGINT was raised
+        described.stack.pop()
+    return "".join(described.format())
 
 
 def _result(value: Any, shell: Any) -> tuple[str, list[tuple[str, str]]]:

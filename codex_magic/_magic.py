@@ -290,6 +290,11 @@ class CodexMagic(Magics, Configurable):
         600.0, help="Seconds an approval request waits for a click before it is declined (0: no limit)."
     ).tag(config=True)
     startup_timeout = CFloat(30.0, help="Seconds the codex app-server may take to start.").tag(config=True)
+    live_after = CFloat(
+        0.5,
+        help="Seconds a turn shows as plain output before the live widget, with Stop, replaces it (0: the "
+        "widget from the start). A request to answer, or Codex's code running in the kernel, shows it at once.",
+    ).tag(config=True)
     app_server = Enum(
         ("kernel", "shared"),
         "kernel",
@@ -303,6 +308,15 @@ class CodexMagic(Magics, Configurable):
     @validate("timeout", "retry_timeout", "stall_timeout", "approval_timeout", "kernel_run_timeout")
     def _valid_seconds(self, proposal: Any) -> float:
         return _check_seconds(proposal["trait"].name, proposal["value"])
+
+    @validate("live_after")
+    def _valid_live_after(self, proposal: Any) -> float:
+        value = proposal["value"]
+        if not math.isfinite(value) or value < 0:
+            raise TraitError(
+                f"CodexMagic.live_after must be a finite number >= 0 (0: the widget from the start), not {value!r}."
+            )
+        return float(value)
 
     @validate("startup_timeout")
     def _valid_startup(self, proposal: Any) -> float:
@@ -517,7 +531,7 @@ class CodexMagic(Magics, Configurable):
         if getattr(self.shell, "kernel", None) is not None:
             from ._view import WidgetView
 
-            return WidgetView()
+            return WidgetView(live_after=self.live_after)
         from ._terminal import TextView
 
         return TextView()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._render import Rendered, TurnInfo, render_header, render_item, render_turn
-from ._transcript import ItemState, Transcript
+from ._transcript import RUNNING, ItemState, Transcript
 
 IMAGE_TYPES = {
     ".png": "image/png",
@@ -51,8 +51,10 @@ class TurnFacts:
 
 def facts_of(transcript: Transcript) -> TurnFacts:
     """The facts of a turn as its transcript holds them now."""
+    running = transcript.status == RUNNING
     return TurnFacts(
-        status=transcript.status,
+        # Running before it has its id: the app-server is starting, or the turn is being sent.
+        status="starting" if running and not transcript.turn_id else transcript.status,
         elapsed=transcript.elapsed(),
         info=info(transcript),
         usage=transcript.usage,

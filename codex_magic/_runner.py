@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import threading
 import time
 from collections import deque
@@ -71,6 +70,10 @@ class View(Protocol):
     def set_steer(self, steer: Callable[[str], None] | None) -> None: ...
 
     def set_run_stop(self, stop: Callable[[], None] | None) -> None: ...
+
+    def go_live(self) -> None:
+        """Show the controls the user answers with from now on (on the cell's thread)."""
+        ...
 
     def shown(self, timeout: float) -> bool:
         """Whether someone sees the view and can answer; may wait up to ``timeout`` to know."""
@@ -191,6 +194,13 @@ APPROVAL_TIMEOUT = 600.0
 # How long a request waits for the frontend to show the widget before the turn is
 # taken as headless (nbclient, papermill, a frontend without widgets).
 SHOWN_GRACE = 3.0
+
+
+class _GoLive:
+    """In the inbox: a request is coming, so the view shows the controls it is answered with."""
+
+
+_GO_LIVE = _GoLive()
 
 
 class Pending:
@@ -319,7 +329,7 @@ class TurnRun:
         for note in attached:
             self.transcript.note("attached", note)
         self.handle: TurnHandle | None = None
-        self._inbox: deque[Notification | _Run | _Job | Pending | BaseException | tuple[str, str]] = deque()
+        self._inbox: deque[Notification | _Run | _Job | Pending | _GoLive | BaseException | tuple[str, str]] = deque()
         self._run: _Run | None = None  # the run the pump thread is adding to, under _run_lock
         self._run_lock = threading.Lock()
         self._data = _Signal()  # something is in the inbox
@@ -349,6 +359,7 @@ class TurnRun:
         quick = self.session.ready
         if not quick:
             self._show_view()
+            self.view.update(self.transcript)  # "starting", while the app-server starts
         try:
             self.session.claim(self)
         except BaseException as exc:
@@ -489,7 +500,11 @@ class TurnRun:
         if not request.askable:
             self._tell("declined", f"{request.summary()}: not supported here")
             return decline_response(request.method)
-        if not (self._can_ask and self.view.shown(SHOWN_GRACE)):
+        if not self._can_ask:
+            return self._headless(request)
+        self._inbox.append(_GO_LIVE)  # the view's controls, shown by the cell's thread
+        self._data.set()
+        if not self.view.shown(SHOWN_GRACE):
             return self._headless(request)
         pending = Pending(request)
         self._pending.append(pending)
@@ -547,40 +562,29 @@ class TurnRun:
         hold, hit = self.latch.hold, self.latch.hit
         try:
             try:
+                # The latch holds (an interrupt is only recorded) except around Codex's code
+                # itself: an interrupt never lands inside the widget's messages or the run's
+                # output capture. One that came since the run was announced stops the run.
+                self.latch.hold = True
                 self.view.set_run_stop(stop_run if runs_code else None)
                 if runs_code:
                     # The kernel is busy until the run ends (no refresh): say now what stops it.
-                    # The latch holds meanwhile: an interrupt must not land inside the widget's
-                    # messages (a frontend may act on this one at once).
-                    self.latch.hold = True
                     self.transcript.waiting = (
                         "running Codex's code in this kernel: Stop (or the kernel's interrupt button) stops the run"
                     )
                     self.transcript.version += 1
                     self._render(force=True)
-                    if self.latch.hit and not hit:  # it came for this run, before it started
-                        self.latch.hit = False
-                        raise KeyboardInterrupt
-                # From here an interrupt (the kernel's, Stop's or the run's deadline) stops the
-                # run, not the turn.
-                self.latch.hold = False
-                # An interrupt may land while the run swaps the kernel's output streams to
-                # capture them: they are put back whatever happens, or the kernel's later
-                # output would go on into the run's capture.
-                shell = getattr(self.kernel, "shell", None)
-                streams = sys.stdout, sys.stderr, getattr(shell, "display_pub", None)
-                try:
-                    with ToMainThread(self.latch):  # the interrupt button's SIGINT may land on any thread
-                        reply = self.kernel.call(job.tool, job.arguments)
-                finally:
-                    sys.stdout, sys.stderr = streams[0], streams[1]
-                    if shell is not None and streams[2] is not None:
-                        shell.display_pub = streams[2]
+                with ToMainThread(self.latch):  # the interrupt button's SIGINT may land on any thread
+                    reply = self.kernel.call(
+                        job.tool, job.arguments, interruptible=lambda: self.latch.raising(hit_before=hit)
+                    )
             finally:
                 self.view.set_run_stop(None)
                 self.latch.hold = hold
-        except KeyboardInterrupt:  # it came just before the run started or as it ended
-            reply = ToolReply("The run was interrupted.", success=False)
+                if runs_code:
+                    # An interrupt recorded as the run ended (its deadline, Stop, the button) was
+                    # for the run: it must not stop the turn.
+                    self.latch.hit = hit
         except Exception as exc:
             reply = ToolReply(f"{job.tool} failed: {type(exc).__name__}: {exc}", success=False)
         if stopped.is_set():
@@ -625,6 +629,8 @@ class TurnRun:
             elif isinstance(entry, Notification):
                 method, params = wire(entry)
                 transcript.apply(method, params)
+            elif entry is _GO_LIVE:
+                self.view.go_live()
             elif isinstance(entry, tuple):
                 transcript.note(*entry)
             elif isinstance(entry, _Job):

@@ -206,6 +206,10 @@ class CodexSession:
         self._thread: Thread | None = None
         self._thread_defaults: dict[str, str | None] = {}
         self._sent_effort: str | None = None  # the effort the thread's last turn ran with
+        # The settings the last turn of _sent_to (a Thread object: a resumed thread is a new
+        # one) ran with; a turn sends only those that differ.
+        self._sent_to: Thread | None = None
+        self._sent: dict[str, str | None] = {}
         self._thread_config: Json = {}  # config overrides every thread starts with
         self._efforts: dict[str, list[str]] | None = None  # model -> its reasoning efforts
         self._sink: RequestSink | None = None
@@ -570,21 +574,28 @@ class CodexSession:
             # An effort sent once sticks to the thread; Codex reported no default to go
             # back to, so go back to Codex's documented default.
             effort = DEFAULT_EFFORT
-        self._sent_effort = effort
         if settings.effort and model:
             notice = self._effort_notice(model, settings.effort) or notice
         assert self._client is not None
-        self._client.turn_approval = _APPROVAL_PARAMS[settings.approval]
+        wanted = {"cwd": settings.cwd, "model": model, "effort": effort, "sandbox": settings.sandbox}
+        wanted["approval"] = settings.approval
+        # Only what differs from the thread's last turn is sent: the rest sticks to the
+        # thread, and each setting sent costs the app-server a new turn context (2 ms).
+        last = self._sent if self._sent_to is thread else {}
+        send = {key: value for key, value in wanted.items() if value is not None and last.get(key) != value}
+        self._client.turn_approval = _APPROVAL_PARAMS[settings.approval] if "approval" in send else {}
         if cancelled():
             raise TurnNotStarted("interrupted before the prompt was sent")
         handle = thread.turn(
             [TextInput(prompt), *map(_image_input, images)] if images else prompt,
             output_schema=output_schema,
-            cwd=settings.cwd,
-            model=model,
-            effort=ReasoningEffort(effort) if effort else None,
-            sandbox=Sandbox(settings.sandbox),
+            cwd=send.get("cwd"),
+            model=send.get("model"),
+            effort=ReasoningEffort(send["effort"]) if send.get("effort") else None,
+            sandbox=Sandbox(send["sandbox"]) if "sandbox" in send else None,
         )
+        self._sent_effort = effort
+        self._sent_to, self._sent = thread, wanted
         return handle, notice
 
     def _effort_notice(self, model: str, effort: str) -> str | None:

@@ -84,6 +84,9 @@ class TextView:
     def set_stop(self, stop: Callable[[], None] | None) -> None:
         """Terminals stop a turn with Ctrl-C; there is no button."""
 
+    def go_live(self) -> None:
+        pass  # a prompt needs nothing shown first
+
     def shown(self, timeout: float) -> bool:
         """Someone can answer at a prompt when the terminal is interactive."""
         stdin = self.prompt_in or sys.stdin

@@ -1,15 +1,19 @@
 """The widget view: maps rendered output onto ipywidgets.
 
-One output per turn: its bundle carries the widget and a ``text/plain`` fallback.
-While the turn runs, only the children whose item changed are updated. When the
-turn ends, the same display is updated (through its display id) with the final
-transcript as ``text/html``, ``text/markdown`` and ``text/plain`` as well, so saved
-notebooks, nbconvert, GitHub and frontends without a widget manager show the turn.
+One output per turn. A turn starts as plain output (HTML and text, updated through its
+display id): a quick turn then opens no widget model at all. Once the turn has run for
+``LIVE_AFTER`` seconds, or needs the user (a request to answer, Codex's code running in
+the kernel), the same display becomes the live widget, with a ``text/plain`` fallback,
+and only the children whose item changed are updated. When the turn ends, the display
+is updated with the final transcript as ``text/html``, ``text/markdown`` and
+``text/plain``, so saved notebooks, nbconvert, GitHub and frontends without a widget
+manager show the turn.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +36,12 @@ from ._text import plain
 from ._transcript import ItemState, Transcript
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+# The metadata of a turn's output while it runs (its provenance replaces it at the end): a
+# notebook saved mid-turn says so, and --with-output knows the output for a turn's own.
+RUNNING = {PROVENANCE_KEY: {"status": "running"}}
+# Seconds a turn shows as plain output before the live widget (with Stop) replaces it: less
+# than anyone takes to reach for Stop, longer than a turn the model answers at once.
+LIVE_AFTER = 0.5
 # Seconds a turn runs before its steering box appears: nobody types into a turn that
 # ends sooner, and a quick turn then opens two widget models fewer.
 STEER_AFTER = 1.0
@@ -143,11 +153,59 @@ class WidgetView:
 
     answers_while_blocking = False  # clicks reach the kernel only while an awaited cell waits
 
-    def __init__(self) -> None:
-        import ipywidgets as widgets
+    def __init__(self, *, live_after: float = LIVE_AFTER) -> None:
+        self._live_after = live_after
+        self._live = False
+        self._transcript: Transcript | None = None  # the turn, as last shown
+        self._plain = ""  # the HTML shown while the turn is plain output
+        self._since: float | None = None  # the first update
+        self._stop_callback: Callable[[], None] | None = None
+        self._run_stop: Callable[[], None] | None = None
+        self._steer_callback: Callable[[str], None] | None = None
+        self._images: dict[str, str | None] = {}
+        self._renderings: Renderings = {}  # the final transcript reuses them
+        self._shown = threading.Event()
+        # The turn's one output, displayed at the first update: the runner makes the view
+        # just before it (a ready app-server has started the turn already), so the output
+        # starts with what there is to show, in one message.
+        self.handle: Any = None
+        if live_after <= 0:
+            self._build()
+
+    def _publish(self, bundle: dict[str, Any], metadata: dict[str, Any] = RUNNING) -> None:
         from IPython.display import display
+
+        if self.handle is None:
+            self.handle = display(bundle, raw=True, display_id=True, metadata=metadata)
+        else:
+            self.handle.update(bundle, raw=True, metadata=metadata)
+
+    @property
+    def live(self) -> bool:
+        """Whether the turn shows as the live widget (not yet plain output)."""
+        return self._live
+
+    def go_live(self) -> None:
+        """Show the live widget in place of the plain output, from now to the turn's end.
+
+        Call on the cell's thread. The widget is laid out with the turn so far before
+        the display switches to it, so the page never shows it empty.
+        """
+        if self._live:
+            return
+        self._build()
+        if self._transcript is not None:
+            self._update_widgets(self._transcript)
+        self._publish(self._bundle(Rendered(html="", text=self._plain_text())))
+
+    def _plain_text(self) -> str:
+        return header(self._transcript).text if self._transcript is not None else "starting"
+
+    def _build(self) -> None:
+        import ipywidgets as widgets
         from ipywidgets.widgets.widget_string import HTMLStyle
 
+        self._live = True
         self._widgets = widgets
         # Layouts and styles are shared by every child of every turn: a child costs one
         # widget model, not three, and a turn's start does not send them again.
@@ -155,19 +213,21 @@ class WidgetView:
         self._style = _shared("html style", HTMLStyle)
         self._button_layout = _shared("button layout", lambda: widgets.Layout(width="auto", flex="0 0 auto"))
         self._button_style = _shared("button style", widgets.ButtonStyle)
-        starting = render_header(status="starting", elapsed=0.0, info=TurnInfo())
-        self.header = self._html(starting.html)
+        shown = self._transcript
+        self.header = self._html(
+            header(shown).html
+            if shown is not None
+            else render_header(status="starting", elapsed=0.0, info=TurnInfo()).html
+        )
         self.stop = self._button(
             "Stop", icon="stop", tooltip="Interrupt this turn; the result so far is kept in _codex_result"
         )
-        self._stop_callback: Callable[[], None] | None = None
         self.stop.on_click(self._clicked_stop)
         # While Codex's code runs in the kernel, the main thread is busy and the click waits:
         # ipykernel (>= 7.4) shows a comm's messages to its _reply_subshell_for on the
         # shell-channel thread first, to route them to a subshell. That is the one place a
         # click can be seen at once, so Stop stops the run (Codex is told; the turn goes
         # on). Private: ipykernel has no public hook for it.
-        self._run_stop: Callable[[], None] | None = None
         self._click_taken = False  # the click that stopped a run: not a Stop of the turn too
         comm = getattr(self.stop, "comm", None)
         if comm is not None:
@@ -175,7 +235,6 @@ class WidgetView:
         # Steering: text added to the running turn, made once the turn has run a while.
         self.steer_text: Any = None
         self.send: Any = None
-        self._steer_callback: Callable[[str], None] | None = None
         self._steer_shown = False
         # Shown from the start, so the turn's start costs no update: a click waits in the
         # kernel's queue until the turn has started, then stops it.
@@ -185,18 +244,14 @@ class WidgetView:
         # count): that is how the kernel knows someone can click. nbclient and papermill
         # keep widget state but show no view.
         self.root = widgets.VBox([self.top], layout=self._layout, _dom_classes=("codex-magic",), _view_count=0)
-        self._shown = threading.Event()
         self.root.observe(self._count_views, names="_view_count")
         self._items: dict[str, tuple[Any, int]] = {}
         self._item_order: list[Any] = []
-        self._images: dict[str, str | None] = {}
-        self._renderings: Renderings = {}  # the final transcript reuses them
         # Shown only once there is something to show: the plan, notices, the turn's diff.
         self._extras: dict[str, Any] = {}
         self._extra_sources: dict[str, Any] = {}
         self._asks: dict[int, tuple[Any, list[Any]]] = {}  # open requests' boxes and widgets, by id(pending)
         self._streams: dict[str, _Blocks] = {}  # long messages while they stream
-        self.handle = display(self._bundle(Rendered(html="", text=starting.text)), raw=True, display_id=True)
 
     def _button(self, description: str, **traits: Any) -> Any:
         # A label may come from the request (a command to always allow): shown without control sequences.
@@ -228,7 +283,7 @@ class WidgetView:
         The button is not hidden first: ``finish`` replaces the live widget and its controls.
         """
         self._stop_callback = stop
-        if stop is not None:
+        if stop is not None and self._live:
             self._layout_top()
 
     def set_steer(self, steer: Callable[[str], None] | None) -> None:
@@ -274,8 +329,13 @@ class WidgetView:
             self._steer_callback(text)
 
     def set_run_stop(self, stop: Callable[[], None] | None) -> None:
-        """While Codex's code runs in the kernel, what a Stop click does (on another thread)."""
+        """While Codex's code runs in the kernel, what a Stop click does (on another thread).
+
+        Call on the cell's thread: the live widget, and its Stop, are shown from here.
+        """
         self._run_stop = stop
+        if stop is not None:
+            self.go_live()
 
     def _stop_arrived(self, data: Any, subshell_id: Any) -> Any:
         # On ipykernel's shell-channel thread; the message still goes on to the main thread.
@@ -310,6 +370,28 @@ class WidgetView:
         return True
 
     def update(self, transcript: Transcript) -> None:
+        """Show the transcript's changes: as plain output at first, then on the live widget."""
+        self._transcript = transcript
+        if self._live:
+            self._update_widgets(transcript)
+            if self.handle is None:
+                self._publish(self._bundle(Rendered(html="", text=self._plain_text())))
+            return
+        if transcript.done:  # a finished turn is shown by finish()
+            return
+        # The clock starts with the turn: an app-server's start comes before it.
+        now = time.monotonic()
+        if self._since is None or not transcript.turn_id:
+            self._since = now
+        if now - self._since >= self._live_after:
+            self.go_live()
+            return
+        shown = final_render(transcript, self._images, self._renderings)
+        if shown.html != self._plain or self.handle is None:
+            self._plain = shown.html
+            self._publish({"text/plain": shown.text, "text/html": shown.html})
+
+    def _update_widgets(self, transcript: Transcript) -> None:
         """Copy the transcript's changes onto the widgets."""
         self._set(self.header, header(transcript).html)
         if (
@@ -410,11 +492,15 @@ class WidgetView:
             self._shown.clear()
 
     def shown(self, timeout: float) -> bool:
-        """Whether a frontend shows the widget; waits up to ``timeout`` for one to say so."""
+        """Whether a frontend shows the widget; waits up to ``timeout`` for one to say so.
+
+        Any thread may ask; the widget must be live by then, or about to be (``go_live``).
+        """
         return self._shown.wait(timeout)
 
     def ask(self, pending: Any) -> None:
         """Show a request: what is asked, a row per question or form field, a button per choice."""
+        self.go_live()
         widgets, request = self._widgets, pending.request
         asked = self._html(render_request(request).html)
         made: list[Any] = [asked]
@@ -468,7 +554,7 @@ class WidgetView:
 
     def withdraw(self, pending: Any) -> None:
         """Remove a request's box: it was answered, timed out, or the turn ended."""
-        asked = self._asks.pop(id(pending), None)
+        asked = self._asks.pop(id(pending), None) if self._live else None
         if asked is not None:
             self._layout_children()
             _close(*asked[1])  # closed widgets are not kept in saved widget state
@@ -483,11 +569,12 @@ class WidgetView:
         final = final_render(transcript, self._images, self._renderings)
         self._renderings.clear()
         self._images.clear()
-        self.handle.update(
+        self._publish(
             {"text/plain": final.text, "text/html": final.html, "text/markdown": final.markdown},
-            raw=True,
-            metadata={PROVENANCE_KEY: transcript.provenance or {"thread_id": transcript.thread_id}},
+            {PROVENANCE_KEY: transcript.provenance or {"thread_id": transcript.thread_id}},
         )
+        if not self._live:  # a quick turn: it never opened a widget model
+            return
         # After the output no longer shows them: a frontend must not draw a closed model.
         _close(*{*_tree(self.root), self.header, self.stop, self.steer_text, self.send, self.top} - {None})
         for _, made in self._asks.values():

@@ -176,7 +176,7 @@ class Kernel:
             if message["parent_header"].get("msg_id") != msg_id:
                 continue
             execution.messages.append(message)
-            if shows_widgets and message["msg_type"] == "display_data":
+            if shows_widgets and message["msg_type"] in ("display_data", "update_display_data"):
                 shown = message["content"]["data"].get("application/vnd.jupyter.widget-view+json")
                 if shown:
                     self.update(shown["model_id"], {"_view_count": 1})

@@ -328,6 +328,8 @@ def _everything_shown(secret_kernel: Kernel, offline: Offline) -> str:
         # The answer echoes the command's output, as a model might.
         lambda request: message("Here is what it printed:\n\n" + request.function_call_outputs()[-1]),
     )
+    # The live widget from the turn's start, so its messages are checked too.
+    assert secret_kernel.run("%load_ext codex_magic\n%config CodexMagic.live_after = 0").error is None
     turn = secret_kernel.run("%%codex\nPrint the environment and the login file.")
     assert turn.error is None, turn.error
     looked = secret_kernel.run(

@@ -52,3 +52,54 @@ def test_a_sigint_the_main_thread_takes_is_raised_once() -> None:
             time.sleep(5)
         time.sleep(2 * ToMainThread.GRACE)  # no second SIGINT follows
     assert latch.raised == 1
+
+
+def _sigint_main_after(seconds: float) -> None:
+    threading.Timer(seconds, lambda: signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)).start()
+
+
+def test_the_latch_raises_only_inside_its_window_and_holds_around_it() -> None:
+    latch = InterruptLatch()
+    with latch:
+        _sigint_main_after(0.05)
+        time.sleep(0.3)  # the set-up before the run: recorded, not raised
+        assert latch.hit and latch.raised == 0
+        # It came for the run before the run started: the run stops at once.
+        with pytest.raises(KeyboardInterrupt), latch.raising(hit_before=False):
+            pytest.fail("the window ran although an interrupt was waiting")
+        assert not latch.hit and latch.hold
+        with latch.raising(hit_before=False):  # nothing waiting: the code runs
+            pass
+        _sigint_main_after(0.05)
+        with pytest.raises(KeyboardInterrupt), latch.raising(hit_before=False):
+            time.sleep(5)  # the run itself: raised, and the latch holds again after
+        assert latch.hold and latch.raised == 1
+
+
+def test_an_interrupt_recorded_before_the_run_was_asked_for_is_not_the_runs() -> None:
+    latch = InterruptLatch()
+    with latch:
+        latch.hit = True  # the turn's own interrupt, not yet acted on
+        with latch.raising(hit_before=True):
+            pass
+        assert latch.hit
+
+
+def test_a_run_interrupted_in_its_window_reports_the_interrupt_and_gives_the_streams_back() -> None:
+    import sys
+
+    from codex_magic._kernel_tools import run_python
+
+    latch = InterruptLatch()
+    stdout = sys.stdout
+    with latch:
+        _sigint_main_after(0.2)
+        reply = run_python(
+            {}, "import time\nprint('started')\ntime.sleep(5)", interruptible=lambda: latch.raising(hit_before=False)
+        )
+    assert sys.stdout is stdout
+    assert "started" in reply.text and "KeyboardInterrupt" in reply.text and not reply.success
+    assert "_interrupts.py" not in reply.text  # the traceback starts in the run's code
+    latch.hit = True  # an interrupt before the code started: only the exception's line
+    reply = run_python({}, "print('never')", interruptible=lambda: latch.raising(hit_before=False))
+    assert "never" not in reply.text and "KeyboardInterrupt" in reply.text and "Traceback" not in reply.text

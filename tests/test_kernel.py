@@ -130,29 +130,41 @@ def test_bad_input_gives_usage_error(kernel: Kernel, line: str, expected: str) -
     assert execution.stderr.count("\n") == 1
 
 
-def test_widget_is_displayed_and_updated_during_the_turn(kernel: Kernel, offline: Offline) -> None:
-    offline.model.add(Reply(items=[message("tick " * 60, deltas=True)], delay=0.02))
+def test_a_turn_shows_as_plain_output_then_as_the_live_widget(kernel: Kernel, offline: Offline) -> None:
+    offline.model.add(message("ready"), Reply(items=[message("tick " * 60, deltas=True)], delay=0.02))
 
+    assert kernel.run("%%codex\nWarm up.").error is None  # a later cell: the app-server is up
     execution = kernel.run("%%codex\nStream something.")
     assert execution.error is None, execution.error
     displays = execution.of("display_data")
     assert len(displays) == 1
-    bundle = displays[0]["content"]["data"]
-    assert WIDGET_MIME in bundle and "text/plain" in bundle
-    display_id = displays[0]["content"]["transient"]["display_id"]
+    first = displays[0]["content"]
+    # Plain output first: on screen at once, and no widget model for a quick turn.
+    assert "text/html" in first["data"] and WIDGET_MIME not in first["data"]
+    assert first["metadata"] == {"codex_magic": {"status": "running"}}
+    display_id = first["transient"]["display_id"]
+    shown = execution.of("update_display_data")
+    assert all(m["content"]["transient"]["display_id"] == display_id for m in shown)
+    # Then, the turn having run for CodexMagic.live_after, the same output becomes the widget.
+    live = [i for i, m in enumerate(shown) if WIDGET_MIME in m["content"]["data"]]
+    assert len(live) == 1 and "text/plain" in shown[live[0]]["content"]["data"]
+    assert any("tick" in m["content"]["data"].get("text/html", "") for m in shown[: live[0]])
+    widget = shown[live[0]]["content"]["data"][WIDGET_MIME]["model_id"]
+    assert widget in {m["content"]["comm_id"] for m in execution.of("comm_open")}
 
     updates = [m for m in execution.of("comm_msg") if m["content"]["data"].get("method") == "update"]
-    # Updates arrive while the turn runs: before the final update_display_data.
-    final = execution.messages.index(execution.of("update_display_data")[0])
+    # Widget updates arrive while the turn runs: before the final update_display_data.
+    final = execution.messages.index(shown[-1])
     during = [m for m in updates if execution.messages.index(m) < final]
-    assert len(during) >= 2
+    assert during
     texts = [json.dumps(m["content"]["data"]["state"]) for m in during]
     assert any("tick" in text for text in texts)
 
-    final_bundle = execution.of("update_display_data")[0]["content"]
-    assert final_bundle["transient"]["display_id"] == display_id
+    final_bundle = shown[-1]["content"]
+    assert WIDGET_MIME not in final_bundle["data"]
     assert "tick tick" in final_bundle["data"]["text/html"]
     assert "completed" in final_bundle["data"]["text/plain"]
+    assert final_bundle["metadata"]["codex_magic"]["status"] == "completed"
 
 
 def test_config_defaults_and_out(kernel: Kernel, offline: Offline) -> None:
@@ -167,6 +179,23 @@ def test_config_defaults_and_out(kernel: Kernel, offline: Offline) -> None:
     second = kernel.run("%%codex --model other-model\nAgain")
     assert second.error is None, second.error
     assert offline.model.requests[1].body["model"] == "other-model"
+
+
+def test_each_turn_runs_with_its_own_settings_though_only_changes_are_sent(kernel: Kernel, offline: Offline) -> None:
+    # A turn sends the app-server only the settings that differ from the thread's last turn
+    # (the rest sticks to the thread): a one-off option must still end with its cell.
+    offline.model.add(*[message(word) for word in ("one", "two", "three", "four", "five")])
+    kernel.run('%load_ext codex_magic\n%config CodexMagic.model = "scripted-special"')
+    for cell in ("Hello", "--model other-model\nAgain", "Back", "Same"):
+        line, _, prompt = cell.rpartition("\n")
+        assert kernel.run(f"%%codex {line}\n{prompt}").error is None
+    assert [r.body["model"] for r in offline.model.requests] == [
+        "scripted-special", "other-model", "scripted-special", "scripted-special"
+    ]  # fmt: skip
+    assert kernel.run("import os\nos.makedirs('sub', exist_ok=True)\n%cd sub").error is None
+    assert kernel.run("%%codex\nWhere?").error is None
+    context = "\n".join(offline.model.requests[-1].input_texts("user"))
+    assert f"<cwd>{offline.workspace / 'sub'}</cwd>" in context, context  # the kernel's directory, per cell
 
 
 def test_new_thread_forgets_the_conversation(kernel: Kernel, offline: Offline) -> None:
@@ -222,6 +251,7 @@ def test_fast_stream_sends_a_bounded_number_of_updates(kernel: Kernel, offline: 
 def test_saved_output_and_result_display_carry_the_transcript(kernel: Kernel, offline: Offline) -> None:
     offline.model.add(exec_command("printf 'alpha\\n'"), message("Printed **alpha**."))
 
+    kernel.run("%load_ext codex_magic\n%config CodexMagic.live_after = 0")  # the live widget from the start
     execution = kernel.run("%%codex\nRun it.")
     assert execution.error is None, execution.error
     final = execution.of("update_display_data")[-1]["content"]["data"]
@@ -386,9 +416,13 @@ def test_bad_config_fails_the_cell_and_keeps_the_value(kernel: Kernel) -> None:
 
 def test_a_hundred_turns_leave_no_widget_model_open(kernel: Kernel, offline: Offline) -> None:
     """Each finished turn's output is static: its widget models are closed (kernel and page)."""
-    offline.model.add(*[message("ok")] * 100)
+    offline.model.add(*[message("ok")] * 101)
     kernel.run("%load_ext codex_magic\nimport ipywidgets.widgets.widget as _widget_module")
     count = "len(_widget_module._instances)"
+    quick = kernel.run("%%codex\nSay ok.")  # a quick turn stays plain output: it opens no widget model
+    assert quick.error is None and not quick.of("comm_open", "comm_msg", "comm_close"), quick.counts()
+    assert int(kernel.value(count)) == 0
+    kernel.run("%config CodexMagic.live_after = 0")  # every turn a live widget from its start
     execution = kernel.run("%%codex\nSay ok.")
     assert execution.error is None, execution.error
     after_one = int(kernel.value(count))  # the layouts and styles every turn shares

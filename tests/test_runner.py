@@ -166,6 +166,9 @@ class _RecordingView:
     def set_run_stop(self, stop: Any) -> None:
         pass
 
+    def go_live(self) -> None:
+        pass
+
 
 @pytest.mark.parametrize(
     ("ready", "order"), [(True, ["sink", "turn/start", "view"]), (False, ["view", "sink", "turn/start"])]

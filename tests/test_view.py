@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from codex_magic._render import next_cut
@@ -42,7 +43,7 @@ def test_settled_end_cuts_one_long_paragraph_at_a_space() -> None:
 def test_shown_follows_the_frontends_view_count() -> None:
     from codex_magic._view import WidgetView
 
-    view = WidgetView()
+    view = WidgetView(live_after=0)
     assert view.root._view_count == 0 and not view.shown(0.01)  # nobody shows it yet
     view.root._view_count = 1  # as a frontend's update sets it
     assert view.shown(0.01)
@@ -77,11 +78,11 @@ def test_layouts_and_styles_are_shared_by_turns_and_remade_when_closed() -> None
 
     from codex_magic._view import WidgetView
 
-    first, second = WidgetView(), WidgetView()
+    first, second = WidgetView(live_after=0), WidgetView(live_after=0)
     assert first.stop.layout is second.stop.layout and first.header.style is second.header.style
     assert first.root.layout is second.root.layout
     ipywidgets.Widget.close_all()
-    third = WidgetView()
+    third = WidgetView(live_after=0)
     assert third.stop.layout is not first.stop.layout and third.stop.layout.comm is not None
 
 
@@ -99,7 +100,7 @@ def test_request_widgets_show_no_control_sequences_and_answer_with_the_option_as
     )  # fmt: skip
     answers: list[dict] = []
     pending = type("Pending", (), {"request": request, "answer": lambda self, reply, by: answers.append(reply)})()
-    view = WidgetView()
+    view = WidgetView(live_after=0)
     view.ask(pending)
     _box, made = view._asks[id(pending)]
     values = [
@@ -137,7 +138,7 @@ def _children(view: Any) -> list[Any]:
 def test_update_adds_a_child_per_item_and_touches_only_what_changed() -> None:
     from codex_magic._view import WidgetView
 
-    view, transcript = WidgetView(), _turn()
+    view, transcript = WidgetView(live_after=0), _turn()
     transcript.apply("item/started", {"item": {"id": "m", "type": "agentMessage", "text": ""}})
     transcript.apply("item/agentMessage/delta", {"itemId": "m", "delta": "Hello"})
     view.update(transcript)
@@ -165,7 +166,7 @@ def test_update_adds_a_child_per_item_and_touches_only_what_changed() -> None:
 def test_update_shows_plan_notices_and_diff_and_drops_a_retried_item() -> None:
     from codex_magic._view import WidgetView
 
-    view, transcript = WidgetView(), _turn()
+    view, transcript = WidgetView(live_after=0), _turn()
     transcript.apply("item/started", {"item": {"id": "m", "type": "agentMessage", "text": ""}})
     view.update(transcript)
     stale = _children(view)[0]
@@ -183,7 +184,7 @@ def test_update_shows_plan_notices_and_diff_and_drops_a_retried_item() -> None:
 def test_steering_appears_after_a_second_and_stop_is_not_remade() -> None:
     from codex_magic import _view
 
-    view, transcript = _view.WidgetView(), _turn()
+    view, transcript = _view.WidgetView(live_after=0), _turn()
     view.set_stop(lambda: None)
     view.set_steer(lambda text: None)
     view.update(transcript)
@@ -200,7 +201,7 @@ def test_finish_replaces_the_widget_with_the_static_transcript_and_closes_every_
     from codex_magic._view import WidgetView
 
     before = set(widget_module._instances)
-    view, transcript = WidgetView(), _turn()
+    view, transcript = WidgetView(live_after=0), _turn()
     view.set_stop(lambda: None)
     view.set_steer(lambda text: None)
     transcript.started -= 2
@@ -222,3 +223,81 @@ def _shared_models() -> list[Any]:
     from codex_magic._view import _SHARED
 
     return list(_SHARED.values())
+
+
+class _Shown:
+    """The display a view publishes, recorded instead of sent (IPython's display() outside a kernel)."""
+
+    def __init__(self, monkeypatch: Any) -> None:
+        import IPython.display
+
+        self.bundles: list[dict[str, Any]] = []
+        shown = self
+
+        class Handle:
+            def update(self, data: dict[str, Any], **kwargs: Any) -> None:
+                shown.bundles.append({**data, **kwargs})
+
+        def display(data: dict[str, Any], **kwargs: Any) -> Handle:
+            shown.bundles.append({**data, **kwargs})
+            return Handle()
+
+        monkeypatch.setattr(IPython.display, "display", display)
+
+
+def test_a_quick_turn_is_plain_output_and_opens_no_widget_model(monkeypatch: Any) -> None:
+    import ipywidgets.widgets.widget as widget_module
+
+    from codex_magic._view import WIDGET_MIME, WidgetView
+
+    shown = _Shown(monkeypatch)
+    before = set(widget_module._instances)
+    view, transcript = WidgetView(), _turn()
+    assert shown.bundles == []  # displayed at the first update, with what there is to show
+    view.update(transcript)
+    transcript.apply("item/started", {"item": {"id": "m", "type": "agentMessage", "text": ""}})
+    transcript.apply("item/agentMessage/delta", {"itemId": "m", "delta": "Hello"})
+    view.update(transcript)
+    view.update(transcript)  # nothing changed: nothing sent
+    transcript.apply("item/completed", {"item": {"id": "m", "type": "agentMessage", "text": "Hello there."}})
+    transcript.apply("turn/completed", {"turn": {"id": "u", "status": "completed"}})
+    view.update(transcript)  # a finished turn is shown by finish
+    view.finish(transcript)
+    first, text, final = shown.bundles
+    assert "running" in first["text/plain"] and first["metadata"] == {"codex_magic": {"status": "running"}}
+    assert "Hello" in text["text/html"] and WIDGET_MIME not in text
+    assert "Hello there." in final["text/html"] and final["metadata"]["codex_magic"]["thread_id"] == "t"
+    assert set(widget_module._instances) == before and not view.live
+
+
+def test_the_widget_replaces_the_plain_output_after_live_after_or_when_the_user_is_needed(monkeypatch: Any) -> None:
+    from codex_magic._transcript import Transcript
+    from codex_magic._view import WIDGET_MIME, WidgetView
+
+    shown = _Shown(monkeypatch)
+    starting = Transcript()  # the app-server still starting: no turn yet
+    view = WidgetView(live_after=0.05)
+    view.update(starting)
+    assert "starting" in shown.bundles[-1]["text/plain"]
+    time.sleep(0.1)
+    view.update(starting)  # the clock starts with the turn, not with the app-server
+    assert not view.live
+    transcript = _turn()
+    transcript.apply("item/started", {"item": {"id": "m", "type": "agentMessage", "text": ""}})
+    transcript.apply("item/agentMessage/delta", {"itemId": "m", "delta": "Streaming"})
+    view.update(transcript)
+    assert not view.live
+    time.sleep(0.1)
+    view.update(transcript)
+    assert view.live and WIDGET_MIME in shown.bundles[-1] and "running" in shown.bundles[-1]["text/plain"]
+    # The widget comes laid out with the turn so far: the page never shows it empty.
+    assert any("Streaming" in child.value for child in _children(view))
+
+    asked = WidgetView()  # a request to answer: the widget at once, whatever the clock
+    asked.update(_turn())
+    asked.go_live()
+    assert asked.live and WIDGET_MIME in shown.bundles[-1]
+    run = WidgetView()  # Codex's code about to run in the kernel: Stop must be there
+    run.update(_turn())
+    run.set_run_stop(lambda: None)
+    assert run.live
