@@ -291,7 +291,7 @@ class CodexMagic(Magics, Configurable):
     ).tag(config=True)
     startup_timeout = CFloat(30.0, help="Seconds the codex app-server may take to start.").tag(config=True)
     live_after = CFloat(
-        0.5,
+        1.0,
         help="Seconds a turn shows as plain output before the live widget, with Stop, replaces it (0: the "
         "widget from the start). A request to answer, or Codex's code running in the kernel, shows it at once.",
     ).tag(config=True)

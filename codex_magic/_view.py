@@ -39,11 +39,11 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 # The metadata of a turn's output while it runs (its provenance replaces it at the end): a
 # notebook saved mid-turn says so, and --with-output knows the output for a turn's own.
 RUNNING = {PROVENANCE_KEY: {"status": "running"}}
-# Seconds a turn shows as plain output before the live widget (with Stop) replaces it: less
-# than anyone takes to reach for Stop, longer than a turn the model answers at once.
-LIVE_AFTER = 0.5
-# Seconds a turn runs before its steering box appears: nobody types into a turn that
-# ends sooner, and a quick turn then opens two widget models fewer.
+# Seconds a turn shows as plain output before the live widget replaces it, with its controls
+# (Stop, and the box to add to the turn) at once: a turn that ends sooner needs neither.
+LIVE_AFTER = 1.0
+# Seconds a turn runs before its steering box appears (with the widget from the start:
+# CodexMagic.live_after = 0): nobody types into a turn that ends sooner.
 STEER_AFTER = 1.0
 
 
@@ -243,7 +243,17 @@ class WidgetView:
         # A frontend that shows the widget counts its views in _view_count (0 starts the
         # count): that is how the kernel knows someone can click. nbclient and papermill
         # keep widget state but show no view.
-        self.root = widgets.VBox([self.top], layout=self._layout, _dom_classes=("codex-magic",), _view_count=0)
+        # The items and the open requests each have a box of their own: a box's frontend view
+        # remakes every child after the first one that changed, and an item that arrives must
+        # not remake a request's box under the user's click (nor the items, a new request).
+        self.body = widgets.VBox([], layout=self._layout)
+        self.requests = widgets.VBox([], layout=self._layout)
+        self.root = widgets.VBox(
+            [self.top, self.body, self.requests],
+            layout=self._layout,
+            _dom_classes=("codex-magic",),
+            _view_count=0,
+        )
         self.root.observe(self._count_views, names="_view_count")
         self._items: dict[str, tuple[Any, int]] = {}
         self._item_order: list[Any] = []
@@ -475,14 +485,19 @@ class WidgetView:
 
     def _layout_children(self) -> None:
         extras = self._extras
-        self.root.children = (
+        body = (*([extras["plan"]] if "plan" in extras else []), *self._item_order)
+        requests = tuple(box for box, _ in self._asks.values())
+        # Notices and the diff come last, after the requests: they only ever add to the end.
+        root = (
             self.top,
-            *([extras["plan"]] if "plan" in extras else []),
-            *self._item_order,
-            *(box for box, _ in self._asks.values()),
+            self.body,
+            self.requests,
             *([extras["notices"]] if "notices" in extras else []),
             *([extras["diff"]] if "diff" in extras else []),
         )
+        for box, children in ((self.body, body), (self.requests, requests), (self.root, root)):
+            if box.children != children:
+                box.children = children
 
     def _count_views(self, change: dict[str, Any]) -> None:
         # A page closed or reloaded removes its views: then wait for one to come back.

@@ -131,7 +131,7 @@ def test_bad_input_gives_usage_error(kernel: Kernel, line: str, expected: str) -
 
 
 def test_a_turn_shows_as_plain_output_then_as_the_live_widget(kernel: Kernel, offline: Offline) -> None:
-    offline.model.add(message("ready"), Reply(items=[message("tick " * 60, deltas=True)], delay=0.02))
+    offline.model.add(message("ready"), Reply(items=[message("tick " * 100, deltas=True)], delay=0.02))
 
     assert kernel.run("%%codex\nWarm up.").error is None  # a later cell: the app-server is up
     execution = kernel.run("%%codex\nStream something.")

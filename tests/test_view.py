@@ -132,7 +132,9 @@ def _turn() -> Any:
 
 
 def _children(view: Any) -> list[Any]:
-    return [child for child in view.root.children if child is not view.top]
+    """The turn's children as the page shows them: the items, the requests, notices and diff."""
+    parts = [child for child in view.root.children if child is not view.top]
+    return [inner for part in parts for inner in (part.children if part in (view.body, view.requests) else [part])]
 
 
 def test_update_adds_a_child_per_item_and_touches_only_what_changed() -> None:
@@ -178,7 +180,7 @@ def test_update_shows_plan_notices_and_diff_and_drops_a_retried_item() -> None:
     view.update(transcript)
     text = " ".join(child.value for child in _children(view))
     assert "Read the data" in text and "rm -rf /" in text and "+new" in text
-    assert stale not in view.root.children and stale.comm is None  # removed, and its model closed
+    assert stale not in _children(view) and stale.comm is None  # removed, and its model closed
 
 
 def test_steering_appears_after_a_second_and_stop_is_not_remade() -> None:
@@ -301,3 +303,28 @@ def test_the_widget_replaces_the_plain_output_after_live_after_or_when_the_user_
     run.update(_turn())
     run.set_run_stop(lambda: None)
     assert run.live
+
+
+def test_an_item_that_arrives_while_a_request_is_open_leaves_the_requests_box_as_it_is() -> None:
+    # A box's frontend view remakes every child after the first one that changed: the request's
+    # box must not be among them, or a click on it at that moment is lost.
+    from codex_magic._requests import Request
+    from codex_magic._view import WidgetView
+
+    view, transcript = WidgetView(live_after=0), _turn()
+    transcript.apply("item/started", {"item": {"id": "m", "type": "agentMessage", "text": "Before."}})
+    view.update(transcript)
+    request = Request("item/commandExecution/requestApproval", {"itemId": "c", "command": "ls", "cwd": "/w"})
+    pending = type("Pending", (), {"request": request, "answer": lambda self, reply, by: None})()
+    view.ask(pending)
+    root, requests = view.root.children, view.requests.children
+    transcript.apply("item/started", {"item": {"id": "r", "type": "reasoning", "summary": ["Thinking"]}})
+    transcript.apply("turn/plan/updated", {"plan": [{"step": "Look", "status": "inProgress"}]})
+    view.update(transcript)
+    assert len(view.body.children) == 3  # the plan, the message, the new item
+    assert view.root.children == root and view.requests.children == requests
+    transcript.note("declined", "a notice")
+    view.update(transcript)
+    assert view.root.children[: len(root)] == root  # notices only add to the end
+    view.withdraw(pending)
+    assert view.requests.children == () and len(view.body.children) == 3
