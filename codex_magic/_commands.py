@@ -113,7 +113,9 @@ def _pairs(rows: Sequence[tuple[str, str]]) -> str:
 def _session(magic: Any) -> Any:
     from . import _session
 
-    return _session.get_session(startup_timeout=magic.startup_timeout, app_server=magic.app_server)
+    return _session.get_session(
+        startup_timeout=magic.startup_timeout, app_server=magic.app_server, shared_idle=magic.shared_idle_timeout
+    )
 
 
 def _cwd(magic: Any) -> str:

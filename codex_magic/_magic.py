@@ -305,7 +305,15 @@ class CodexMagic(Magics, Configurable):
         "to a running session after %codex stop.",
     ).tag(config=True)
 
-    @validate("timeout", "retry_timeout", "stall_timeout", "approval_timeout", "kernel_run_timeout")
+    shared_idle_timeout = CFloat(
+        600.0,
+        help="Seconds a shared app-server (app_server = 'shared') waits with no kernel connected before it "
+        "exits (0: it runs until killed). Set by the kernel that starts it.",
+    ).tag(config=True)
+
+    @validate(
+        "timeout", "retry_timeout", "stall_timeout", "approval_timeout", "kernel_run_timeout", "shared_idle_timeout"
+    )
     def _valid_seconds(self, proposal: Any) -> float:
         return _check_seconds(proposal["trait"].name, proposal["value"])
 
@@ -493,7 +501,9 @@ class CodexMagic(Magics, Configurable):
         from ._kernel import KernelAccess, instructions
         from ._runner import TurnRun
 
-        session = _session.get_session(startup_timeout=self.startup_timeout, app_server=self.app_server)
+        session = _session.get_session(
+            startup_timeout=self.startup_timeout, app_server=self.app_server, shared_idle=self.shared_idle_timeout
+        )
         if options.new:
             session.new_thread()  # (again: the session may be new since _replayed)
         settings = _session.TurnSettings(

@@ -13,6 +13,7 @@ import atexit
 import dataclasses
 import json
 import os
+import random
 import sys
 import threading
 import time
@@ -170,6 +171,12 @@ class TurnSettings:
     instructions: str | None = None
 
 
+# What a codex app-server prints when it exits at start because another one is creating the
+# state database of the same CODEX_HOME; and how many times a start is tried then.
+_STATE_RACE = "failed to initialize sqlite state runtime"
+STATE_RACE_TRIES = 5
+
+
 class _Client(CodexClient):
     """The SDK's client, with the kernel's approval settings on every ``turn/start``.
 
@@ -198,8 +205,9 @@ def bundled_codex() -> tuple[str, str | None]:
 class CodexSession:
     """One app-server process and one Codex thread, shared by the kernel's cells."""
 
-    def __init__(self, *, startup_timeout: float = 30.0, app_server: str = "kernel") -> None:
+    def __init__(self, *, startup_timeout: float = 30.0, app_server: str = "kernel", shared_idle: float = 0.0) -> None:
         self.startup_timeout = startup_timeout
+        self.shared_idle = shared_idle  # seconds a shared server this kernel starts waits without kernels
         # "kernel": an app-server of this kernel's own; "shared": one per user and CODEX_HOME.
         self.app_server = app_server
         self._client: _Client | None = None
@@ -276,21 +284,30 @@ class CodexSession:
         self._client = client
 
     def _boot(self, *config: str) -> _Client:
-        client = self._new_client(config)
+        # App-servers starting at once on a CODEX_HOME that has no state database yet race to
+        # create it, and all but one exit at start (measured: 7 of 8): the next try finds it made.
+        deadline = time.monotonic() + self.startup_timeout
+        for attempt in range(STATE_RACE_TRIES):
+            client = self._new_client(config)
 
-        def boot() -> None:
-            client.start()
-            client.initialize()
+            def boot(client: _Client = client) -> None:
+                client.start()
+                client.initialize()
 
-        try:
-            _with_deadline(boot, self.startup_timeout, "at start")
-        except AppServerError:
-            client.close()
-            raise
-        except Exception as exc:
-            client.close()
-            raise AppServerError(f"the codex app-server could not start: {exc}") from exc
-        return client
+            try:
+                _with_deadline(boot, max(1.0, deadline - time.monotonic()), "at start")
+                return client
+            except AppServerError:
+                client.close()
+                raise
+            except Exception as exc:
+                client.close()  # also waits for the rest of its stderr, which the error may not hold yet
+                said = f"{exc}\n{_sdk.stderr_tail(client)}"
+                if _STATE_RACE in said and attempt + 1 < STATE_RACE_TRIES and time.monotonic() < deadline:
+                    time.sleep(random.uniform(0.1, 0.4) * (attempt + 1))
+                    continue
+                raise AppServerError(f"the codex app-server could not start: {exc}") from exc
+        raise AssertionError("unreachable")
 
     def _check_login(self, client: CodexClient) -> str | None:
         """Refuse within seconds when Codex has no credentials; never refuse a working setup.
@@ -352,7 +369,9 @@ class CodexSession:
         shared = None
         if self.app_server == "shared":
             path = _shared.socket_path(codex_bin=codex_bin, codex_home=_shared.codex_home(env), config=config)
-            shared = _shared.ensure_server(launch=launch, path=path, env=env, timeout=self.startup_timeout)
+            shared = _shared.ensure_server(
+                launch=launch, path=path, env=env, timeout=self.startup_timeout, idle=self.shared_idle
+            )
             # The SDK speaks stdio to a bridge, which speaks to the shared server's socket.
             launch = (sys.executable, "-m", "codex_magic._bridge", path)
             command_env, env = env, {**env, "PYTHONSAFEPATH": "1"}  # not the kernel's cwd on the bridge's sys.path
@@ -378,6 +397,8 @@ class CodexSession:
                 client.close()
             except Exception:  # a dead process raises BrokenPipeError here
                 pass
+            if client.shared is not None:
+                client.shared.leave()
 
     def lose(self) -> tuple[str, str]:
         """Forget an app-server that stopped: how it ended, and the tail of its log."""
@@ -386,7 +407,7 @@ class CodexSession:
         how, log = "it stopped", ""
         shared = client.shared if client is not None else None
         if shared is not None:
-            gone = shared.pid is not None and not _alive(shared.pid)
+            gone = shared.pid is not None and not _shared.alive(shared.pid)
             how = f"the shared app-server (pid {shared.pid}) stopped" if gone else "the connection to it closed"
             log = plain(_shared.log_tail(shared.socket))
         elif client is not None and proc is not None:
@@ -1030,7 +1051,9 @@ def _image_input(image: str) -> ImageInput | LocalImageInput:
 _session: CodexSession | None = None
 
 
-def get_session(*, startup_timeout: float | None = None, app_server: str | None = None) -> CodexSession:
+def get_session(
+    *, startup_timeout: float | None = None, app_server: str | None = None, shared_idle: float | None = None
+) -> CodexSession:
     """The kernel's session, created on first use and closed at exit.
 
     ``app_server`` ("kernel" or "shared") applies when no app-server is connected (a new
@@ -1044,20 +1067,9 @@ def get_session(*, startup_timeout: float | None = None, app_server: str | None 
         _session.startup_timeout = startup_timeout
     if app_server is not None and _session._client is None:
         _session.app_server = app_server
+    if shared_idle is not None:
+        _session.shared_idle = shared_idle
     return _session
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process exists and is not a zombie (a killed server its starter has not reaped)."""
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True  # no /proc
 
 
 def current_thread_id() -> str | None:

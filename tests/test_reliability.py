@@ -348,3 +348,35 @@ def test_an_interrupt_that_stops_the_app_servers_launcher_is_an_interrupt(
     shell.run_cell_magic("codex", "", "Hello again")
     assert shell.user_ns["_codex_result"].final_response == "fine"
     assert _app_servers() == [_session().pid]
+
+
+def test_app_servers_starting_at_once_on_a_new_codex_home_all_start(
+    offline: Offline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Kernels opened together (Run All in several notebooks) on a CODEX_HOME with no state
+    # database yet: their app-servers race to create it, and without a second try all but
+    # one failed their first cell.
+    from codex_magic._session import CodexSession
+
+    for name, value in offline.env.items():
+        monkeypatch.setenv(name, value)
+    sessions = [CodexSession() for _ in range(6)]
+    errors: list[BaseException] = []
+
+    def start(session: CodexSession) -> None:
+        try:
+            session.start()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(session,)) for session in sessions]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        assert all(session.running for session in sessions)
+    finally:
+        for session in sessions:
+            session.close()

@@ -168,3 +168,23 @@ def test_killed_server_fails_the_cell_and_the_next_starts_one(pair: Pair) -> Non
     assert _answer(pair.b, "Say Q-bee") == "answer for bee"
     second = pair.server_pid()
     assert second != first and pair.servers() == [second]
+
+
+def test_an_idle_shared_server_stops_and_a_later_kernel_starts_another(pair: Pair) -> None:
+    for kernel in (pair.a, pair.b):  # set by the kernel that starts the server
+        assert kernel.run("%config CodexMagic.shared_idle_timeout = 1").error is None
+    assert _answer(pair.a, "Say Q-one") == "answer for one"
+    assert _answer(pair.b, "Say Q-two") == "answer for two"
+    first = pair.server_pid()
+    time.sleep(2.5)
+    assert pair.servers() == [first]  # two kernels connected: never idle
+    assert pair.a.run("%codex stop").error is None
+    time.sleep(2.5)
+    assert pair.servers() == [first]  # one kernel still connected
+    # A kernel that ends without leaving (its process exits) frees the server all the same.
+    pair.b.manager.shutdown_kernel(now=True)  # SIGKILL: no %codex stop, no atexit
+    assert wait_until(lambda: not pair.servers(), 8), pair.servers()
+    assert wait_until(lambda: not os.path.exists(pair.socket + ".pid"), 2)  # the watchdog tidied up
+    # The next cell of a kernel starts a new server, and the thread goes on.
+    assert _answer(pair.a, "Say Q-three") == "answer for three"
+    assert pair.servers() == [pair.server_pid()] != [first]
