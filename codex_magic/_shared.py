@@ -97,7 +97,7 @@ def alive(pid: int) -> bool:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
             return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
     except OSError:
-        return True  # no /proc
+        return not os.path.isdir("/proc")  # gone since os.kill; without /proc, os.kill's answer stands
 
 
 def socket_path(*, codex_bin: str, codex_home: str, config: Sequence[str] = ()) -> str:

@@ -154,8 +154,8 @@ class WidgetView:
     answers_while_blocking = False  # clicks reach the kernel only while an awaited cell waits
 
     def __init__(self, *, live_after: float = LIVE_AFTER) -> None:
-        self._live_after = live_after
-        self._live = False
+        self.live_after = live_after
+        self.live = False  # the turn shows as the live widget, no longer as plain output
         self._transcript: Transcript | None = None  # the turn, as last shown
         self._plain = ""  # the HTML shown while the turn is plain output
         self._since: float | None = None  # the first update
@@ -180,18 +180,13 @@ class WidgetView:
         else:
             self.handle.update(bundle, raw=True, metadata=metadata)
 
-    @property
-    def live(self) -> bool:
-        """Whether the turn shows as the live widget (not yet plain output)."""
-        return self._live
-
     def go_live(self) -> None:
         """Show the live widget in place of the plain output, from now to the turn's end.
 
         Call on the cell's thread. The widget is laid out with the turn so far before
         the display switches to it, so the page never shows it empty.
         """
-        if self._live:
+        if self.live:
             return
         self._build()
         if self._transcript is not None:
@@ -205,7 +200,7 @@ class WidgetView:
         import ipywidgets as widgets
         from ipywidgets.widgets.widget_string import HTMLStyle
 
-        self._live = True
+        self.live = True
         self._widgets = widgets
         # Layouts and styles are shared by every child of every turn: a child costs one
         # widget model, not three, and a turn's start does not send them again.
@@ -293,7 +288,7 @@ class WidgetView:
         The button is not hidden first: ``finish`` replaces the live widget and its controls.
         """
         self._stop_callback = stop
-        if stop is not None and self._live:
+        if stop is not None and self.live:
             self._layout_top()
 
     def set_steer(self, steer: Callable[[str], None] | None) -> None:
@@ -382,7 +377,7 @@ class WidgetView:
     def update(self, transcript: Transcript) -> None:
         """Show the transcript's changes: as plain output at first, then on the live widget."""
         self._transcript = transcript
-        if self._live:
+        if self.live:
             self._update_widgets(transcript)
             if self.handle is None:
                 self._publish(self._bundle(Rendered(html="", text=self._plain_text())))
@@ -393,7 +388,7 @@ class WidgetView:
         now = time.monotonic()
         if self._since is None or not transcript.turn_id:
             self._since = now
-        if now - self._since >= self._live_after:
+        if now - self._since >= self.live_after:
             self.go_live()
             return
         shown = final_render(transcript, self._images, self._renderings)
@@ -569,7 +564,7 @@ class WidgetView:
 
     def withdraw(self, pending: Any) -> None:
         """Remove a request's box: it was answered, timed out, or the turn ended."""
-        asked = self._asks.pop(id(pending), None) if self._live else None
+        asked = self._asks.pop(id(pending), None) if self.live else None
         if asked is not None:
             self._layout_children()
             _close(*asked[1])  # closed widgets are not kept in saved widget state
@@ -588,7 +583,7 @@ class WidgetView:
             {"text/plain": final.text, "text/html": final.html, "text/markdown": final.markdown},
             {PROVENANCE_KEY: transcript.provenance or {"thread_id": transcript.thread_id}},
         )
-        if not self._live:  # a quick turn: it never opened a widget model
+        if not self.live:  # a quick turn: it never opened a widget model
             return
         # After the output no longer shows them: a frontend must not draw a closed model.
         _close(*{*_tree(self.root), self.header, self.stop, self.steer_text, self.send, self.top} - {None})

@@ -26,6 +26,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from codex_magic._shared import alive
+
+from .conftest import processes
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -87,30 +91,14 @@ def free_port() -> int:
 def descendants(pid: int) -> list[int]:
     """Every live process below pid (children first found, then theirs), read from /proc."""
     children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
+    for process in processes():
+        children.setdefault(process.ppid, []).append(process.pid)
     found, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
             found.append(child)
             todo.append(child)
     return found
-
-
-def alive(pid: int) -> bool:
-    """Whether a process exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def wait_gone(pids: list[int], timeout: float) -> list[int]:

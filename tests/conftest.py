@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from codex_magic._shared import alive
 from codex_magic.scripted_model import ScriptedModel, write_codex_config
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -224,17 +225,46 @@ def kernel(offline: Offline, jupyter_dirs: None) -> Iterator[Kernel]:
         kernel.shutdown()
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+pid_alive = alive  # whether a process exists and is not a zombie
+
+
+@dataclass(frozen=True)
+class Process:
+    """A live process other than this one, as /proc shows it."""
+
+    pid: int
+    ppid: int
+    cmdline: bytes  # its arguments, each ended by a NUL
+
+    @property
+    def argv(self) -> list[bytes]:
+        return self.cmdline.split(b"\0")
+
+    def environ(self) -> list[bytes]:
+        """Its environment, NAME=value each; empty when it cannot be read."""
+        try:
+            with open(f"/proc/{self.pid}/environ", "rb") as environ:
+                return environ.read().split(b"\0")
+        except OSError:
+            return []
+
+
+def processes() -> list[Process]:
+    """Every live (not zombie) process but this one, read from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                argv = cmdline.read()
+            with open(f"/proc/{entry}/stat") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[-1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if alive(int(entry)):
+            found.append(Process(int(entry), ppid, argv))
+    return found
 
 
 def wait_until(predicate: Any, timeout: float = 5.0) -> bool:

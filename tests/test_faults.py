@@ -39,7 +39,7 @@ from codex_magic.scripted_model import (
     message,
 )
 
-from .conftest import Kernel, Offline, pid_alive, record, wait_until
+from .conftest import Kernel, Offline, pid_alive, processes, record, wait_until
 
 pytestmark = pytest.mark.appserver
 
@@ -55,20 +55,7 @@ def _session() -> Any:
 
 def _children_running(marker: bytes, parent: int | None = None) -> list[int]:
     """Live processes whose command line contains ``marker`` (children of ``parent``, if given)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                argv = cmdline.read()
-            with open(f"/proc/{entry}/stat") as stat:
-                ppid = int(stat.read().split(")")[-1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if marker in argv and (parent is None or ppid == parent) and pid_alive(int(entry)):
-            found.append(int(entry))
-    return found
+    return [p.pid for p in processes() if marker in p.cmdline and (parent is None or p.ppid == parent)]
 
 
 def _stamped(entry: Entry, stamps: list[float]) -> Callable[[ScriptedRequest], Entry]:

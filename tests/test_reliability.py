@@ -21,7 +21,7 @@ import codex_magic
 from codex_magic import TurnBusyError, TurnFailedError, TurnInterruptedError
 from codex_magic.scripted_model import Reply, exec_command, message, write_codex_config
 
-from .conftest import Offline, pid_alive, record, wait_until
+from .conftest import Offline, pid_alive, processes, record, wait_until
 
 pytestmark = pytest.mark.appserver
 
@@ -49,20 +49,7 @@ def _use_config(shell: Any, home: Path, monkeypatch: pytest.MonkeyPatch) -> None
 def _app_servers(parent: int | None = None) -> list[int]:
     """Live codex app-server processes started by ``parent`` (default: this process)."""
     parent = os.getpid() if parent is None else parent
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                ppid = int(stat.read().split(")")[-1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                argv = cmdline.read().split(b"\0")
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        if ppid == parent and b"app-server" in argv and pid_alive(int(entry)):
-            found.append(int(entry))
-    return found
+    return [p.pid for p in processes() if p.ppid == parent and b"app-server" in p.argv]
 
 
 def test_full_access_works_on_the_cell_that_starts_the_thread(shell: Any, offline: Offline) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from codex_magic.scripted_model import Reply, ScriptedRequest, exec_command, message
 
-from .conftest import Kernel, Offline, pid_alive, wait_until
+from .conftest import Kernel, Offline, pid_alive, processes, wait_until
 
 pytestmark = [pytest.mark.kernel, pytest.mark.appserver]
 
@@ -50,19 +50,8 @@ class Pair:
 
     def servers(self) -> list[int]:
         """Live app-server processes listening on the shared socket."""
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                    argv = cmdline.read().split(b"\0")
-            except OSError:
-                continue
-            if b"app-server" in argv and b"--listen" in argv and b"unix://" + self.socket.encode() in argv:
-                if pid_alive(int(entry)):
-                    found.append(int(entry))
-        return found
+        listen = b"unix://" + self.socket.encode()
+        return [p.pid for p in processes() if {b"app-server", b"--listen", listen} <= set(p.argv)]
 
     def server_pid(self) -> int:
         with open(self.socket + ".pid") as pid_file:

@@ -18,7 +18,7 @@ import codex_magic
 from codex_magic import NotLoggedInError, RunResult, TurnFailedError, TurnInterruptedError
 from codex_magic.scripted_model import Reply, exec_command, function_call, message, write_codex_config
 
-from .conftest import Offline, pid_alive, wait_until
+from .conftest import Offline, pid_alive, processes, wait_until
 
 pytestmark = pytest.mark.appserver
 
@@ -86,15 +86,7 @@ def test_timeout_interrupts_the_turn(shell: Any, offline: Offline) -> None:
 
 def _processes_running(marker: str) -> list[int]:
     """Pids of processes whose command line contains ``marker``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                if marker.encode() in cmdline.read() and int(entry) != os.getpid() and pid_alive(int(entry)):
-                    found.append(int(entry))
-        except (OSError, ValueError):
-            continue
-    return found
+    return [p.pid for p in processes() if marker.encode() in p.cmdline]
 
 
 def test_an_interrupted_turn_stops_its_running_command(

@@ -27,7 +27,7 @@ from codex_magic.scripted_model import (
     message,
 )
 
-from .conftest import Kernel, Offline, pid_alive, record, wait_until
+from .conftest import Kernel, Offline, pid_alive, processes, record, wait_until
 
 pytestmark = [pytest.mark.kernel, pytest.mark.appserver]
 
@@ -70,29 +70,12 @@ def _route(request: ScriptedRequest) -> Entry:
 
 def _processes(marker: bytes, *, parent: int | None = None, codex_home: Path | None = None) -> list[int]:
     """Live processes whose command line has ``marker``: children of ``parent``, or with this CODEX_HOME."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                argv = cmdline.read()
-            with open(f"/proc/{entry}/stat") as stat:
-                ppid = int(stat.read().split(")")[-1].split()[1])
-            environ = b""
-            if codex_home is not None:
-                with open(f"/proc/{entry}/environ", "rb") as environ_file:
-                    environ = environ_file.read()
-        except (OSError, IndexError, ValueError):
-            continue
-        if marker not in argv or not pid_alive(int(entry)):
-            continue
-        if parent is not None and ppid != parent:
-            continue
-        if codex_home is not None and f"CODEX_HOME={codex_home}".encode() not in environ.split(b"\0"):
-            continue
-        found.append(int(entry))
-    return found
+    home = f"CODEX_HOME={codex_home}".encode()
+    return [
+        p.pid
+        for p in processes()
+        if marker in p.cmdline and (parent is None or p.ppid == parent) and (codex_home is None or home in p.environ())
+    ]
 
 
 def _measure(kernel: Kernel) -> dict[str, Any]:
